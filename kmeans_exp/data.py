@@ -1,0 +1,366 @@
+"""MNIST-like data: the bundled MNIST, IDX directories, Keras ``mnist.npz`` files, an opt-in download.
+
+Every source is read into the same ``RawDataset`` (uint8 images, int64 labels, official order),
+checked for format (shapes, counts, label range, finite values) and, when the data set is MNIST,
+against the sha256 of the official IDX files. Errors are ``DataError``: one line naming the file
+and what was expected. This module imports neither TensorFlow nor MLflow.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import struct
+import tempfile
+import urllib.request
+import zipfile
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from kmeans_exp.errors import DataError
+
+# sha256 of the uncompressed official IDX files: the ground truth for every source of MNIST.
+MNIST_IDX_SHA256 = {
+    "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+    "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+    "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+    "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+}
+# sha256 of Keras' mnist.npz, checked before a downloaded file is used.
+KERAS_MNIST_NPZ_SHA256 = "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1"
+BUNDLED_MNIST = "mnist.npz"
+
+IDX_IMAGES_MAGIC = 0x00000803
+IDX_LABELS_MAGIC = 0x00000801
+NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
+SOURCES = ("bundled", "idx", "npz", "download")
+
+
+@dataclass(frozen=True)
+class RawDataset:
+    """Images (N, rows, cols) uint8 and labels (N,) int64, as the files hold them."""
+
+    name: str
+    source: str
+    location: str
+    train_images: np.ndarray
+    train_labels: np.ndarray
+    test_images: np.ndarray
+    test_labels: np.ndarray
+
+    @property
+    def num_classes(self) -> int:
+        return int(max(self.train_labels.max(), self.test_labels.max())) + 1
+
+    def digest(self) -> str:
+        """A short content hash identifying exactly these arrays (for MLflow's dataset input)."""
+        h = hashlib.sha256()
+        for name, array in idx_members(self).items():
+            h.update(name.encode())
+            h.update(idx_bytes(array))
+        return h.hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Splits:
+    """Float32 features in [0, 1] (N, rows*cols) and int64 labels for train, validation and test."""
+
+    raw: RawDataset
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+
+    @property
+    def image_shape(self) -> tuple[int, int]:
+        return self.raw.train_images.shape[1], self.raw.train_images.shape[2]
+
+
+# ---------------------------------------------------------------------------------------------
+# IDX format
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    """The uncompressed IDX file holding ``array`` (uint8 images or labels), header included."""
+    magic = IDX_IMAGES_MAGIC if array.ndim == 3 else IDX_LABELS_MAGIC
+    header = struct.pack(f">I{array.ndim}I", magic, *array.shape)
+    return header + np.ascontiguousarray(array, dtype=np.uint8).tobytes()
+
+
+def idx_members(raw: RawDataset) -> dict[str, np.ndarray]:
+    """The four standard IDX file names mapped to the arrays they hold."""
+    return {
+        "train-images-idx3-ubyte": raw.train_images,
+        "train-labels-idx1-ubyte": raw.train_labels,
+        "t10k-images-idx3-ubyte": raw.test_images,
+        "t10k-labels-idx1-ubyte": raw.test_labels,
+    }
+
+
+def parse_idx(path: Path) -> np.ndarray:
+    """Read one IDX file (raw or gzipped), checking its magic number and that its size fits."""
+    try:
+        with open(path, "rb") as f:
+            payload = f.read()
+        if payload[:2] == b"\x1f\x8b":
+            payload = gzip.decompress(payload)
+    except (OSError, EOFError, gzip.BadGzipFile) as e:
+        raise DataError(f"{path}: cannot read the IDX file ({e})") from None
+    if len(payload) < 8:
+        raise DataError(f"{path}: truncated IDX file ({len(payload)} bytes, expected a header)")
+    magic = struct.unpack(">I", payload[:4])[0]
+    if magic not in (IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC):
+        raise DataError(
+            f"{path}: wrong IDX magic number 0x{magic:08x}, expected 0x{IDX_IMAGES_MAGIC:08x} "
+            f"(images) or 0x{IDX_LABELS_MAGIC:08x} (labels) for unsigned bytes"
+        )
+    ndim = magic & 0xFF
+    header_size = 4 + 4 * ndim
+    if len(payload) < header_size:
+        raise DataError(f"{path}: truncated IDX header ({len(payload)} bytes)")
+    shape = struct.unpack(f">{ndim}I", payload[4:header_size])
+    expected = header_size + int(np.prod(shape))
+    if len(payload) != expected:
+        raise DataError(
+            f"{path}: IDX file of {len(payload)} bytes, expected {expected} for shape {shape}"
+            + (" (truncated)" if len(payload) < expected else "")
+        )
+    return np.frombuffer(payload, dtype=np.uint8, offset=header_size).reshape(shape)
+
+
+# ---------------------------------------------------------------------------------------------
+# Sources
+
+
+def bundled_path() -> Path:
+    """The MNIST archive shipped inside the package."""
+    return Path(str(resources.files("kmeans_exp.resources").joinpath(BUNDLED_MNIST)))
+
+
+def _find_idx_file(directory: Path, stem: str) -> Path:
+    for candidate in (directory / stem, directory / f"{stem}.gz"):
+        if candidate.is_file():
+            return candidate
+    # Some distributions name the files with a dot before "idx" (t10k-images.idx3-ubyte).
+    dotted = stem.replace("-idx", ".idx")
+    for candidate in (directory / dotted, directory / f"{dotted}.gz"):
+        if candidate.is_file():
+            return candidate
+    raise DataError(f"{directory}: missing IDX file {stem} (or {stem}.gz)")
+
+
+def read_idx_dir(directory: Path, name: str) -> RawDataset:
+    """Load the four standard IDX files (raw or .gz) from ``directory``."""
+    if not directory.is_dir():
+        raise DataError(f"data.path={directory}: not a directory holding the four IDX files")
+    arrays = {stem: parse_idx(_find_idx_file(directory, stem)) for stem in MNIST_IDX_SHA256}
+    for stem, array in arrays.items():
+        want = 3 if "images" in stem else 1
+        if array.ndim != want:
+            raise DataError(
+                f"{_find_idx_file(directory, stem)}: {array.ndim}-dimensional IDX data, "
+                f"expected {want} dimensions for {'images' if want == 3 else 'labels'}"
+            )
+    return RawDataset(
+        name=name,
+        source="idx",
+        location=str(directory),
+        train_images=arrays["train-images-idx3-ubyte"],
+        train_labels=arrays["train-labels-idx1-ubyte"].astype(np.int64),
+        test_images=arrays["t10k-images-idx3-ubyte"],
+        test_labels=arrays["t10k-labels-idx1-ubyte"].astype(np.int64),
+    )
+
+
+def read_npz(path: Path, name: str, source: str = "npz") -> RawDataset:
+    """Load a Keras-format archive: x_train, y_train, x_test, y_test (no pickled objects)."""
+    if not path.is_file():
+        raise DataError(f"{path}: no such file (expected a Keras-format mnist.npz)")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            missing = [key for key in NPZ_KEYS if key not in archive.files]
+            if missing:
+                raise DataError(
+                    f"{path}: missing arrays {missing}, expected {list(NPZ_KEYS)} (Keras format)"
+                )
+            arrays = {key: archive[key] for key in NPZ_KEYS}
+    except DataError:
+        raise
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise DataError(f"{path}: not a readable .npz archive ({e})") from None
+    for key in ("x_train", "x_test"):
+        arrays[key] = _as_uint8_images(path, key, arrays[key])
+    for key in ("y_train", "y_test"):
+        arrays[key] = _as_labels(path, key, arrays[key])
+    return RawDataset(
+        name=name,
+        source=source,
+        location=str(path),
+        train_images=arrays["x_train"],
+        train_labels=arrays["y_train"],
+        test_images=arrays["x_test"],
+        test_labels=arrays["y_test"],
+    )
+
+
+def _as_uint8_images(path: Path, key: str, array: np.ndarray) -> np.ndarray:
+    if array.ndim != 3:
+        raise DataError(f"{path}: {key} has shape {array.shape}, expected (N, rows, cols)")
+    if array.dtype == np.uint8:
+        return array
+    if not np.issubdtype(array.dtype, np.number) or not np.all(np.isfinite(array)):
+        raise DataError(f"{path}: {key} holds non-finite or non-numeric values (NaN or inf)")
+    if array.min() < 0 or array.max() > 255 or not np.all(array == np.round(array)):
+        raise DataError(f"{path}: {key} must hold integer pixel values 0..255 (uint8)")
+    return array.astype(np.uint8)
+
+
+def _as_labels(path: Path, key: str, array: np.ndarray) -> np.ndarray:
+    if array.ndim != 1:
+        raise DataError(f"{path}: {key} has shape {array.shape}, expected (N,)")
+    if not np.issubdtype(array.dtype, np.integer):
+        if not np.issubdtype(array.dtype, np.number) or not np.all(np.isfinite(array)):
+            raise DataError(f"{path}: {key} holds non-finite or non-numeric labels")
+        if not np.all(array == np.round(array)):
+            raise DataError(f"{path}: {key} must hold integer class labels")
+    return array.astype(np.int64)
+
+
+def download(url: str, path: Path, timeout_s: float = 60.0) -> Path:
+    """Fetch a Keras-format MNIST archive to ``path`` (atomically), unless a verified copy is there."""
+    if path.is_file() and _sha256_file(path) == KERAS_MNIST_NPZ_SHA256:
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout_s) as resp:
+            while chunk := resp.read(1 << 20):
+                out.write(chunk)
+        digest = _sha256_file(Path(tmp_name))
+        if digest != KERAS_MNIST_NPZ_SHA256:
+            raise DataError(
+                f"{url}: downloaded file has sha256 {digest}, expected {KERAS_MNIST_NPZ_SHA256} "
+                "(Keras' mnist.npz)"
+            )
+        os.replace(tmp_name, path)
+    except OSError as e:
+        raise DataError(f"{url}: download failed ({e})") from None
+    finally:
+        if os.path.exists(tmp_name):
+            os.unlink(tmp_name)
+    return path
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------
+# Checks
+
+
+def check_format(raw: RawDataset) -> None:
+    """Shapes agree, image and label counts match, labels are small non-negative integers."""
+    where = raw.location
+    if raw.train_images.shape[1:] != raw.test_images.shape[1:]:
+        raise DataError(
+            f"{where}: train images are {raw.train_images.shape[1:]} but test images are "
+            f"{raw.test_images.shape[1:]}, expected the same size"
+        )
+    for split, images, labels in (
+        ("train", raw.train_images, raw.train_labels),
+        ("test", raw.test_images, raw.test_labels),
+    ):
+        if len(images) == 0:
+            raise DataError(f"{where}: the {split} split is empty")
+        if len(images) != len(labels):
+            raise DataError(
+                f"{where}: {len(images)} {split} images but {len(labels)} {split} labels, "
+                "expected one label per image"
+            )
+        if labels.min() < 0 or labels.max() > 255:
+            raise DataError(
+                f"{where}: {split} labels range {labels.min()}..{labels.max()}, "
+                "expected class indices 0..255"
+            )
+
+
+def check_mnist(raw: RawDataset) -> None:
+    """Compare each array with the official MNIST IDX file it must equal, byte for byte."""
+    for stem, array in idx_members(raw).items():
+        digest = hashlib.sha256(idx_bytes(array)).hexdigest()
+        if digest != MNIST_IDX_SHA256[stem]:
+            raise DataError(
+                f"{raw.location}: {stem} content has sha256 {digest[:12]}…, expected the official "
+                f"MNIST {MNIST_IDX_SHA256[stem][:12]}… (set data.dataset to another name to load "
+                "a different MNIST-like set)"
+            )
+
+
+# ---------------------------------------------------------------------------------------------
+# Entry points
+
+
+def load_raw(source: str, path: str | None, dataset: str, url: str | None = None) -> RawDataset:
+    """Read and check the data set named by the ``data`` config group."""
+    if source == "bundled":
+        if path is not None:
+            raise DataError("data.path: must be null for data.source=bundled")
+        raw = read_npz(bundled_path(), name=dataset, source="bundled")
+        if dataset != "mnist":
+            raise DataError(f"data.dataset={dataset}: the bundled data is 'mnist'")
+    elif source == "idx":
+        raw = read_idx_dir(_required_path(source, path), name=dataset)
+    elif source == "npz":
+        raw = read_npz(_required_path(source, path), name=dataset)
+    elif source == "download":
+        if not url:
+            raise DataError("data.url: required for data.source=download")
+        target = download(url, _required_path(source, path))
+        raw = read_npz(target, name=dataset, source="download")
+    else:
+        raise DataError(f"data.source={source}: expected one of {', '.join(SOURCES)}")
+    check_format(raw)
+    if dataset == "mnist":
+        check_mnist(raw)
+    return raw
+
+
+def _required_path(source: str, path: str | None) -> Path:
+    if not path:
+        raise DataError(f"data.path: required for data.source={source}")
+    return Path(path).expanduser()
+
+
+def split(raw: RawDataset, validation_size: int) -> Splits:
+    """The first ``validation_size`` training images validate; the rest train (the tutorial's split)."""
+    n_train = len(raw.train_images)
+    if not 0 <= validation_size < n_train:
+        raise DataError(
+            f"data.validation_size={validation_size}: expected 0 <= value < {n_train} "
+            "(the number of training images)"
+        )
+
+    def features(images: np.ndarray) -> np.ndarray:
+        return (images.reshape(len(images), -1).astype(np.float32)) / np.float32(255.0)
+
+    x = features(raw.train_images)
+    return Splits(
+        raw=raw,
+        x_train=x[validation_size:],
+        y_train=raw.train_labels[validation_size:],
+        x_val=x[:validation_size],
+        y_val=raw.train_labels[:validation_size],
+        x_test=features(raw.test_images),
+        y_test=raw.test_labels,
+    )

@@ -1,0 +1,1 @@
+"""Package data: the bundled MNIST archive and its licence note."""
