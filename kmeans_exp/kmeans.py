@@ -1,0 +1,388 @@
+"""K-Means in TensorFlow 2 with the semantics of TensorFlow's own ``clustering_ops.KMeans``.
+
+What is reproduced (see DESIGN.md):
+
+- ``cosine``: inputs are L2-normalised; the distance of x to centre c is ``1 - x̂·ĉ``.
+  ``squared_euclidean``: ``‖x‖² - 2x·c + ‖c‖²`` (clamped at 0 against round-off).
+- init ``random``: k indices drawn uniformly with replacement; ``kmeans_plus_plus``: first centre
+  uniform, each next one the best (lowest potential) of ``1 + retries`` candidates drawn with
+  probability ∝ squared distance to the nearest chosen centre (on x̂ for cosine).
+- full batch (Lloyd): every centre becomes the mean of its points (renormalised for cosine).
+- mini-batch: per-centre counts start at 1 and never reset; a centre j that receives k_j points
+  d_i of the batch moves by ``(Σd_i - k_j·c_j) / (n_j + k_j)`` and ``n_j += k_j``. With cosine
+  the stored centres are running means of x̂ and are normalised only to assign points, as in TF.
+- each step reports the mean distance of the batch to its nearest centre, measured with the
+  centres before that step's update (the number the tutorial printed).
+
+Where we differ from TensorFlow's op, on purpose:
+
+- Empty clusters: TF's full-batch op divides by ``count + 1e-6`` and so turns a centre with no
+  points into the zero vector. Here a centre that receives no point keeps its previous value,
+  and the number of such centres is reported each step (``StepStats.empty_clusters``).
+- TF's mini-batch op reads the counts unordered with its own ``scatter_add`` on them (a race:
+  the rate is sometimes ``1/(n_j + 2k_j)``). Here the documented ``1/(n_j + k_j)`` always holds.
+
+Randomness is stateless, derived from ``seed``: the same seed, data and settings give the same
+centres on the same device run after run.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from kmeans_exp.tf_import import tf
+
+DISTANCE_METRICS = ("cosine", "squared_euclidean")
+INITS = ("random", "kmeans_plus_plus")
+
+# Salts that keep the random streams of initialisation and batch sampling apart.
+_INIT_SALT = 0
+_BATCH_SALT = 1
+
+
+@dataclass(frozen=True)
+class StepStats:
+    """What one training step measured."""
+
+    step: int
+    avg_distance: float
+    empty_clusters: int
+    seconds: float
+
+
+class KMeans(tf.Module):
+    """K-Means clustering with TensorFlow's ``clustering_ops.KMeans`` semantics.
+
+    Parameters
+    ----------
+    n_clusters : number of centres k.
+    distance_metric : ``"cosine"`` or ``"squared_euclidean"``.
+    init : ``"random"`` or ``"kmeans_plus_plus"``; ``fit`` also takes explicit initial centres.
+    use_mini_batch : False for full-batch Lloyd steps, True for TF's count-based mini-batch rule.
+    batch_size : points sampled (without replacement) each mini-batch step; None = every point
+        each step (what the TensorFlow tutorial did). Ignored in full batch.
+    seed : seeds initialisation and batch sampling.
+    kmeans_plus_plus_num_retries : extra candidates drawn for each k-means++ centre (TF: 2).
+    jit_compile : compile the training step with XLA.
+
+    Attributes set by ``fit`` end in ``_``: ``cluster_centers_``, ``history_``.
+    """
+
+    def __init__(
+        self,
+        n_clusters: int,
+        *,
+        distance_metric: str = "cosine",
+        init: str = "kmeans_plus_plus",
+        use_mini_batch: bool = False,
+        batch_size: int | None = None,
+        seed: int = 0,
+        kmeans_plus_plus_num_retries: int = 2,
+        jit_compile: bool = True,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(name=name)
+        if distance_metric not in DISTANCE_METRICS:
+            raise ValueError(f"distance_metric={distance_metric!r}: expected {DISTANCE_METRICS}")
+        if init not in INITS:
+            raise ValueError(f"init={init!r}: expected one of {INITS}")
+        if n_clusters < 1:
+            raise ValueError(f"n_clusters={n_clusters}: expected >= 1")
+        if batch_size is not None and batch_size < 1:
+            raise ValueError(f"batch_size={batch_size}: expected >= 1 or None")
+        if kmeans_plus_plus_num_retries < 0:
+            raise ValueError("kmeans_plus_plus_num_retries: expected >= 0")
+        self.n_clusters = int(n_clusters)
+        self.distance_metric = distance_metric
+        self.init = init
+        self.use_mini_batch = bool(use_mini_batch)
+        self.batch_size = batch_size
+        self.seed = int(seed)
+        self.kmeans_plus_plus_num_retries = int(kmeans_plus_plus_num_retries)
+        self.jit_compile = bool(jit_compile)
+        self.history_: list[StepStats] = []
+        self._centers: tf.Variable | None = None
+        self._counts: tf.Variable | None = None
+        self._step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        self._full_batch_step = tf.function(self._full_batch_update, jit_compile=self.jit_compile)
+        self._mini_batch_step = tf.function(self._mini_batch_update, jit_compile=self.jit_compile)
+        self._assign_fn = tf.function(
+            self._assign, jit_compile=self.jit_compile, reduce_retracing=True
+        )
+
+    # ------------------------------------------------------------------ public API
+
+    @property
+    def cluster_centers_(self) -> np.ndarray:
+        """The stored centres, (k, d) float32 (running means of x̂ in cosine mini-batch)."""
+        return self._require_centers().numpy()
+
+    @property
+    def cluster_counts_(self) -> np.ndarray:
+        """Mini-batch per-centre counts (start at 1); None in full batch."""
+        return None if self._counts is None else self._counts.numpy()
+
+    def initialize(self, x: np.ndarray, initial_centers: np.ndarray | None = None) -> KMeans:
+        """Choose the initial centres (or take ``initial_centers``) and reset the counts."""
+        xs = self._prepare(x)
+        if initial_centers is not None:
+            centers = tf.convert_to_tensor(initial_centers, dtype=tf.float32)
+            if centers.shape != (self.n_clusters, xs.shape[1]):
+                raise ValueError(
+                    f"initial_centers has shape {tuple(centers.shape)}, "
+                    f"expected ({self.n_clusters}, {xs.shape[1]})"
+                )
+        elif self.init == "random":
+            centers = tf.gather(
+                xs,
+                tf.random.stateless_uniform(
+                    [self.n_clusters],
+                    self._seed_tensor(_INIT_SALT),
+                    minval=0,
+                    maxval=xs.shape[0],
+                    dtype=tf.int64,
+                ),
+            )
+        else:
+            centers = _kmeans_plus_plus(
+                xs,
+                self.n_clusters,
+                self._seed_tensor(_INIT_SALT),
+                self.kmeans_plus_plus_num_retries,
+            )
+        if self.distance_metric == "cosine":
+            centers = tf.math.l2_normalize(centers, axis=1)
+        if self._centers is None or self._centers.shape != centers.shape:
+            self._centers = tf.Variable(centers, trainable=False, name="centers")
+            self._counts = tf.Variable(
+                tf.ones([self.n_clusters], tf.int64), trainable=False, name="counts"
+            )
+        else:
+            self._centers.assign(centers)
+            self._counts.assign(tf.ones([self.n_clusters], tf.int64))
+        self._step.assign(0)
+        self.history_ = []
+        return self
+
+    def fit(
+        self,
+        x: np.ndarray,
+        steps: int,
+        initial_centers: np.ndarray | None = None,
+        callback: Callable[[StepStats], None] | None = None,
+    ) -> KMeans:
+        """Initialise, then run ``steps`` training steps; ``callback`` sees every step's stats."""
+        if steps < 1:
+            raise ValueError(f"steps={steps}: expected >= 1")
+        xs = self._prepare(x)
+        self.initialize(xs, initial_centers)
+        sq_norms = tf.reduce_sum(tf.square(xs), axis=1)
+        for _ in range(steps):
+            stats = self.train_step(xs, sq_norms)
+            if callback is not None:
+                callback(stats)
+        return self
+
+    def train_step(self, xs: tf.Tensor, sq_norms: tf.Tensor) -> StepStats:
+        """One update on prepared inputs (``prepare`` output and its squared row norms)."""
+        start = time.perf_counter()
+        step = int(self._step.numpy())
+        if self.use_mini_batch:
+            indices = self.batch_indices(step, xs.shape[0])
+            if indices is not None:
+                batch, batch_sq = tf.gather(xs, indices), tf.gather(sq_norms, indices)
+            else:
+                batch, batch_sq = xs, sq_norms
+            avg, empty = self._mini_batch_step(batch, batch_sq)
+        else:
+            avg, empty = self._full_batch_step(xs, sq_norms)
+        self._step.assign_add(1)
+        stats = StepStats(step + 1, float(avg), int(empty), time.perf_counter() - start)
+        self.history_.append(stats)
+        return stats
+
+    def batch_indices(self, step: int, n: int) -> tf.Tensor | None:
+        """Rows of mini-batch ``step`` (0-based): distinct, uniform, reproducible; None = all."""
+        if self.batch_size is None or self.batch_size >= n:
+            return None
+        seed = tf.constant([self.seed, _BATCH_SALT * 1_000_003 + step], tf.int64)
+        positions = tf.range(self.batch_size, dtype=tf.int64)
+        return tf.random.experimental.index_shuffle(positions, seed, n - 1)
+
+    def prepare(self, x: np.ndarray | tf.Tensor) -> tf.Tensor:
+        """Inputs as the engine sees them: float32 (n, d), L2-normalised for cosine."""
+        return self._prepare(x)
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Index of the nearest centre for every row of ``x``."""
+        idx, _ = self._nearest(x)
+        return idx.numpy()
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        """Distance of every row of ``x`` to every centre, (n, k)."""
+        xs = self._prepare(x)
+        centers = self._assignment_centers()
+        return self._distances(xs, tf.reduce_sum(tf.square(xs), axis=1), centers).numpy()
+
+    def distances_to_nearest(self, x: np.ndarray) -> np.ndarray:
+        """Distance of every row of ``x`` to its nearest centre."""
+        _, dist = self._nearest(x)
+        return dist.numpy()
+
+    def inertia(self, x: np.ndarray) -> float:
+        """Sum over rows of the distance to the nearest centre (the k-means objective)."""
+        return float(np.sum(self.distances_to_nearest(x), dtype=np.float64))
+
+    def save(self, path: str | Path) -> Path:
+        """Write the centres, counts and settings to an ``.npz`` file; ``restore`` reads it."""
+        path = Path(path)
+        np.savez(
+            path,
+            centers=self.cluster_centers_,
+            counts=self._counts.numpy(),
+            step=self._step.numpy(),
+            n_clusters=self.n_clusters,
+            distance_metric=self.distance_metric,
+            init=self.init,
+            use_mini_batch=self.use_mini_batch,
+            batch_size=-1 if self.batch_size is None else self.batch_size,
+            seed=self.seed,
+            kmeans_plus_plus_num_retries=self.kmeans_plus_plus_num_retries,
+        )
+        return path if path.suffix == ".npz" else path.with_suffix(path.suffix + ".npz")
+
+    @classmethod
+    def restore(cls, path: str | Path, jit_compile: bool = True) -> KMeans:
+        """A model rebuilt from ``save``'s file, ready to predict or to train further."""
+        with np.load(path, allow_pickle=False) as f:
+            batch_size = int(f["batch_size"])
+            model = cls(
+                int(f["n_clusters"]),
+                distance_metric=str(f["distance_metric"]),
+                init=str(f["init"]),
+                use_mini_batch=bool(f["use_mini_batch"]),
+                batch_size=None if batch_size < 0 else batch_size,
+                seed=int(f["seed"]),
+                kmeans_plus_plus_num_retries=int(f["kmeans_plus_plus_num_retries"]),
+                jit_compile=jit_compile,
+            )
+            model._centers = tf.Variable(f["centers"], trainable=False, name="centers")
+            model._counts = tf.Variable(f["counts"], trainable=False, name="counts")
+            model._step.assign(int(f["step"]))
+        return model
+
+    # ------------------------------------------------------------------ internals
+
+    def _seed_tensor(self, salt: int) -> tf.Tensor:
+        return tf.constant([self.seed, salt], tf.int64)
+
+    def _require_centers(self) -> tf.Variable:
+        if self._centers is None:
+            raise RuntimeError("the model has no centres yet: call fit() or initialize() first")
+        return self._centers
+
+    def _prepare(self, x: np.ndarray | tf.Tensor) -> tf.Tensor:
+        xs = tf.convert_to_tensor(x, dtype=tf.float32)
+        if xs.shape.rank != 2:
+            raise ValueError(f"inputs must be 2-D (n, d), got shape {tuple(xs.shape)}")
+        if self._centers is not None and xs.shape[1] != self._centers.shape[1]:
+            raise ValueError(
+                f"inputs have {xs.shape[1]} features, the centres {self._centers.shape[1]}"
+            )
+        if self.distance_metric == "cosine":
+            xs = tf.math.l2_normalize(xs, axis=1)
+        return xs
+
+    def _assignment_centers(self) -> tf.Tensor:
+        centers = self._require_centers()
+        if self.distance_metric == "cosine":
+            return tf.math.l2_normalize(centers, axis=1)
+        return tf.convert_to_tensor(centers)
+
+    def _nearest(self, x: np.ndarray) -> tuple[tf.Tensor, tf.Tensor]:
+        xs = self._prepare(x)
+        return self._assign_fn(xs, tf.reduce_sum(tf.square(xs), axis=1), self._assignment_centers())
+
+    def _distances(self, xs: tf.Tensor, sq_norms: tf.Tensor, centers: tf.Tensor) -> tf.Tensor:
+        dots = tf.matmul(xs, centers, transpose_b=True)
+        if self.distance_metric == "cosine":
+            return 1.0 - dots
+        c_sq = tf.reduce_sum(tf.square(centers), axis=1)
+        return tf.maximum(sq_norms[:, None] - 2.0 * dots + c_sq[None, :], 0.0)
+
+    def _assign(
+        self, xs: tf.Tensor, sq_norms: tf.Tensor, centers: tf.Tensor
+    ) -> tuple[tf.Tensor, tf.Tensor]:
+        """Nearest centre and the distance to it, for each row."""
+        distances = self._distances(xs, sq_norms, centers)
+        idx = tf.argmin(distances, axis=1, output_type=tf.int32)
+        return idx, tf.reduce_min(distances, axis=1)
+
+    def _full_batch_update(self, xs: tf.Tensor, sq_norms: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        centers = self._centers
+        idx, dist = self._assign(xs, sq_norms, tf.convert_to_tensor(centers))
+        sums = tf.math.unsorted_segment_sum(xs, idx, self.n_clusters)
+        counts = tf.math.unsorted_segment_sum(tf.ones_like(dist), idx, self.n_clusters)
+        has_points = counts > 0
+        means = sums / tf.maximum(counts, 1.0)[:, None]
+        if self.distance_metric == "cosine":
+            means = tf.math.l2_normalize(means, axis=1)
+        centers.assign(tf.where(has_points[:, None], means, centers))
+        empty = tf.reduce_sum(tf.cast(tf.logical_not(has_points), tf.int32))
+        return tf.reduce_mean(dist), empty
+
+    def _mini_batch_update(
+        self, batch: tf.Tensor, batch_sq_norms: tf.Tensor
+    ) -> tuple[tf.Tensor, tf.Tensor]:
+        centers, counts = self._centers, self._counts
+        assign_centers = (
+            tf.math.l2_normalize(centers, axis=1)
+            if self.distance_metric == "cosine"
+            else tf.convert_to_tensor(centers)
+        )
+        idx, dist = self._assign(batch, batch_sq_norms, assign_centers)
+        sums = tf.math.unsorted_segment_sum(batch, idx, self.n_clusters)
+        hits = tf.math.unsorted_segment_sum(tf.ones_like(idx, tf.int64), idx, self.n_clusters)
+        new_counts = counts + hits
+        hits_f = tf.cast(hits, tf.float32)[:, None]
+        rate = 1.0 / tf.cast(new_counts, tf.float32)[:, None]
+        centers.assign_add((sums - hits_f * centers) * rate)
+        counts.assign(new_counts)
+        empty = tf.reduce_sum(tf.cast(hits == 0, tf.int32))
+        return tf.reduce_mean(dist), empty
+
+
+@tf.function
+def _kmeans_plus_plus(xs: tf.Tensor, k: int, seed: tf.Tensor, retries: int) -> tf.Tensor:
+    """k-means++ with greedy candidate selection (TF's ``kmeans_plus_plus_initialization``)."""
+    n = tf.shape(xs, out_type=tf.int64)[0]
+    sq_norms = tf.reduce_sum(tf.square(xs), axis=1)
+
+    def sq_dist_to(points: tf.Tensor) -> tf.Tensor:  # (n, m)
+        p_sq = tf.reduce_sum(tf.square(points), axis=1)
+        dots = tf.matmul(xs, points, transpose_b=True)
+        return tf.maximum(sq_norms[:, None] - 2.0 * dots + p_sq[None, :], 0.0)
+
+    first = tf.random.stateless_uniform([1], seed, minval=0, maxval=n, dtype=tf.int64)
+    chosen = tf.TensorArray(tf.int64, size=k)
+    chosen = chosen.write(0, first[0])
+    nearest = sq_dist_to(tf.gather(xs, first))[:, 0]
+    for i in tf.range(1, k):
+        total = tf.reduce_sum(nearest)
+        # Every point already a centre (fewer distinct points than k): draw uniformly.
+        logits = tf.where(total > 0, tf.math.log(nearest), tf.zeros_like(nearest))
+        step_seed = tf.stack([seed[0], seed[1] + tf.cast(i, tf.int64) * 7919])
+        candidates = tf.random.stateless_categorical(
+            logits[None, :], 1 + retries, step_seed, dtype=tf.int64
+        )[0]
+        cand_dist = sq_dist_to(tf.gather(xs, candidates))
+        potentials = tf.reduce_sum(tf.minimum(nearest[:, None], cand_dist), axis=0)
+        best = tf.argmin(potentials)
+        chosen = chosen.write(i, candidates[best])
+        nearest = tf.minimum(nearest, cand_dist[:, best])
+    return tf.gather(xs, chosen.stack())

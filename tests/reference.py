@@ -1,0 +1,86 @@
+"""Reference implementations the engine is checked against: plain NumPy and TF's legacy op."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def normalize(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def distances(x: np.ndarray, c: np.ndarray, metric: str) -> np.ndarray:
+    """x is already normalised for cosine; c is normalised here for assignment, as TF does."""
+    x = x.astype(np.float64)
+    c = c.astype(np.float64)
+    if metric == "cosine":
+        return 1.0 - x @ normalize(c).T
+    return (x**2).sum(1)[:, None] - 2 * x @ c.T + (c**2).sum(1)[None, :]
+
+
+def lloyd_step(x: np.ndarray, c: np.ndarray, metric: str) -> np.ndarray:
+    """One full-batch iteration; a centre without points keeps its value."""
+    idx = distances(x, c, metric).argmin(1)
+    new = c.astype(np.float64).copy()
+    for j in range(len(c)):
+        members = x[idx == j]
+        if len(members):
+            new[j] = members.mean(0)
+    if metric == "cosine":
+        new = normalize(new)
+    return new.astype(np.float32)
+
+
+def mini_batch_step(
+    batch: np.ndarray, c: np.ndarray, counts: np.ndarray, metric: str, racy: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """TF's documented count rule: c_j += (Σd_i - k_j c_j) / (n_j + k_j), n_j += k_j.
+
+    ``racy=True`` reproduces what the legacy op does single-threaded (it reads the counts after
+    its own scatter_add): the rate becomes 1 / (n_j + 2 k_j).
+    """
+    idx = distances(batch, c, metric).argmin(1)
+    c = c.astype(np.float64).copy()
+    counts = counts.copy()
+    for j in np.unique(idx):
+        members = batch[idx == j].astype(np.float64)
+        k_j = len(members)
+        n_j = counts[j] + (k_j if racy else 0)
+        c[j] += (members.sum(0) - k_j * c[j]) / (n_j + k_j)
+        counts[j] += k_j
+    return c.astype(np.float32), counts
+
+
+def tf_legacy_train(
+    x: np.ndarray,
+    initial_centers: np.ndarray,
+    metric: str,
+    use_mini_batch: bool,
+    batches: list[np.ndarray],
+    threads: int = 1,
+) -> tuple[np.ndarray, list[float]]:
+    """Run ``clustering_ops.KMeans`` in a tf.compat.v1 graph; return centres and step scores."""
+    import tensorflow as tf
+    from tensorflow.python.ops import clustering_ops
+
+    graph = tf.Graph()
+    with graph.as_default():
+        inputs = tf.compat.v1.placeholder(tf.float32, shape=[None, x.shape[1]])
+        km = clustering_ops.KMeans(
+            inputs,
+            len(initial_centers),
+            initial_clusters=initial_centers,
+            distance_metric=metric,
+            use_mini_batch=use_mini_batch,
+        )
+        _, _, scores, _, init_op, train_op = km.training_graph()
+        avg = tf.reduce_mean(scores[0])
+        centers_var = next(v for v in tf.compat.v1.global_variables() if v.op.name == "clusters")
+        config = tf.compat.v1.ConfigProto(
+            inter_op_parallelism_threads=threads, intra_op_parallelism_threads=threads
+        )
+        with tf.compat.v1.Session(graph=graph, config=config) as sess:
+            sess.run(tf.compat.v1.global_variables_initializer(), feed_dict={inputs: x})
+            sess.run(init_op, feed_dict={inputs: x})
+            history = [float(sess.run([avg, train_op], feed_dict={inputs: b})[0]) for b in batches]
+            return sess.run(centers_var), history
