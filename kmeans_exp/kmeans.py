@@ -111,9 +111,8 @@ class KMeans(tf.Module):
         self._step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         self._full_batch_step = tf.function(self._full_batch_update, jit_compile=self.jit_compile)
         self._mini_batch_step = tf.function(self._mini_batch_update, jit_compile=self.jit_compile)
-        self._assign_fn = tf.function(
-            self._assign, jit_compile=self.jit_compile, reduce_retracing=True
-        )
+        matrix, vector = tf.TensorSpec([None, None], tf.float32), tf.TensorSpec([None], tf.float32)
+        self._assign_fn = tf.function(self._assign, input_signature=[matrix, vector, matrix])
 
     # ------------------------------------------------------------------ public API
 
@@ -218,10 +217,14 @@ class KMeans(tf.Module):
         """Inputs as the engine sees them: float32 (n, d), L2-normalised for cosine."""
         return self._prepare(x)
 
+    def assign(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Index of the nearest centre and the distance to it, for every row of ``x``."""
+        idx, dist = self._nearest(x)
+        return idx.numpy(), dist.numpy()
+
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Index of the nearest centre for every row of ``x``."""
-        idx, _ = self._nearest(x)
-        return idx.numpy()
+        return self.assign(x)[0]
 
     def transform(self, x: np.ndarray) -> np.ndarray:
         """Distance of every row of ``x`` to every centre, (n, k)."""
@@ -229,14 +232,9 @@ class KMeans(tf.Module):
         centers = self._assignment_centers()
         return self._distances(xs, tf.reduce_sum(tf.square(xs), axis=1), centers).numpy()
 
-    def distances_to_nearest(self, x: np.ndarray) -> np.ndarray:
-        """Distance of every row of ``x`` to its nearest centre."""
-        _, dist = self._nearest(x)
-        return dist.numpy()
-
     def inertia(self, x: np.ndarray) -> float:
         """Sum over rows of the distance to the nearest centre (the k-means objective)."""
-        return float(np.sum(self.distances_to_nearest(x), dtype=np.float64))
+        return float(np.sum(self.assign(x)[1], dtype=np.float64))
 
     def save(self, path: str | Path) -> Path:
         """Write the centres, counts and settings to an ``.npz`` file; ``restore`` reads it."""
