@@ -8,6 +8,8 @@ wrong types, unknown keys and values outside an enum while Hydra composes the co
 
 from __future__ import annotations
 
+import dataclasses
+import typing
 from dataclasses import dataclass
 from enum import Enum
 
@@ -120,7 +122,20 @@ def register_schema() -> None:
 
 def to_experiment_config(cfg: DictConfig) -> ExperimentConfig:
     """The composed Hydra config as a checked ``ExperimentConfig`` (raises ``ConfigError``)."""
+    _reject_unknown_keys(cfg, ExperimentConfig)
     return OmegaConf.to_object(cfg)
+
+
+def _reject_unknown_keys(cfg: DictConfig, schema: type, prefix: str = "") -> None:
+    """Hydra lets ``+key=value`` add keys even to a structured config; the schema does not."""
+    hints = typing.get_type_hints(schema)
+    for key in cfg:
+        if key not in hints:
+            raise ConfigError(
+                f"{prefix}{key}: not a config key; expected one of {', '.join(hints)}"
+            )
+        if dataclasses.is_dataclass(hints[key]):
+            _reject_unknown_keys(cfg[key], hints[key], f"{prefix}{key}.")
 
 
 def flatten(cfg: ExperimentConfig) -> dict[str, str]:

@@ -23,7 +23,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from kmeans_exp import config, data, evaluate, tracking
-from kmeans_exp.errors import TrackingError
+from kmeans_exp.errors import KMeansExpError, TrackingError
 
 log = logging.getLogger(__name__)
 
@@ -44,20 +44,25 @@ class Evaluation:
 
 def run(cfg: DictConfig) -> float:
     """Run one experiment from a composed Hydra config; return the validation accuracy."""
-    exp = config.to_experiment_config(cfg)
     hydra_cfg = HydraConfig.get()
+    overrides = list(hydra_cfg.overrides.task)
     sweep = tracking.SweepContext.from_env()
     if hydra_cfg.mode == RunMode.MULTIRUN and sweep is None:
         raise TrackingError(
             f"{tracking.SWEEP_ENV} is not set in this sweep job: the parent run's tracking "
             "settings did not reach this worker (pass the variable to remote workers)"
         )
-
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    start = time.perf_counter()
-    splits = load_splits(exp.data)
-    data_seconds = time.perf_counter() - start
-    exp.check_against_data(len(splits.x_train))
+    try:
+        exp = config.to_experiment_config(cfg)
+        start = time.perf_counter()
+        splits = load_splits(exp.data)
+        data_seconds = time.perf_counter() - start
+        exp.check_against_data(len(splits.x_train))
+    except KMeansExpError as e:
+        if sweep is not None:  # the parent counts this job as failed
+            tracking.record_failed_job(sweep, sweep_run_name(overrides, sweep), str(e))
+        raise
 
     if sweep is not None:
         uri, experiment_id = sweep.tracking_uri, sweep.experiment_id
@@ -71,11 +76,16 @@ def run(cfg: DictConfig) -> float:
     from kmeans_exp import kmeans  # noqa: F401
 
     params = config.flatten(exp)
-    tags = {"hydra.overrides": " ".join(hydra_cfg.overrides.task) or "(none)"}
+    tags = {"hydra.overrides": " ".join(overrides) or "(none)"}
     commit = tracking.git_commit(Path(__file__).parent)
     if commit:
         tags["mlflow.source.git.commit"] = commit
-    name = run_name(exp, params, hydra_cfg.runtime.choices, sweep)
+    if exp.tracking.run_name:
+        name = exp.tracking.run_name
+    elif sweep is not None:
+        name = sweep_run_name(overrides, sweep)
+    else:
+        name = default_run_name(exp)
 
     with tracking.mlflow_run(
         experiment_id, name, sweep.parent_run_id if sweep else None, tags
@@ -138,17 +148,14 @@ def load_splits(cfg: config.DataConfig) -> data.Splits:
     return _cached_splits(cfg.source.value, cfg.path, cfg.dataset, cfg.url, cfg.validation_size)
 
 
-def run_name(
-    exp: config.ExperimentConfig,
-    params: dict[str, str],
-    choices: dict[str, str],
-    sweep: tracking.SweepContext | None,
-) -> str:
-    """The configured name; in a sweep, the swept values; else e.g. ``k=25 cosine bs=1024``."""
-    if exp.tracking.run_name:
-        return exp.tracking.run_name
-    if sweep is not None and sweep.swept_keys:
-        return " ".join(f"{key}={params.get(key, choices.get(key))}" for key in sweep.swept_keys)
+def sweep_run_name(overrides: list[str], sweep: tracking.SweepContext) -> str:
+    """A sweep job is named after the values it sweeps, e.g. ``k=50``."""
+    swept = [o for o in overrides if o.lstrip("+~").split("=", 1)[0] in sweep.swept_keys]
+    return " ".join(swept or overrides) or "job"
+
+
+def default_run_name(exp: config.ExperimentConfig) -> str:
+    """A readable name from the settings, e.g. ``k=25 cosine bs=1024``."""
     if not exp.use_mini_batch:
         mode = "full-batch"
     else:

@@ -128,10 +128,12 @@ class MlflowSweepCallback(Callback):
         )
 
     def _row(self, child: Any) -> dict[str, Any]:
-        row: dict[str, Any] = {key: child.data.params.get(key) for key in self._context.swept_keys}
-        for key in self._context.swept_keys:
-            if row[key] is None:  # a config group (e.g. experiments): its choice is in the name
-                row[key] = child.info.run_name
+        # A job is named after its swept values ("k=50"): the source for config groups and for
+        # jobs that failed before logging params.
+        named = dict(t.lstrip("+~").split("=", 1) for t in child.info.run_name.split() if "=" in t)
+        row: dict[str, Any] = {
+            key: child.data.params.get(key, named.get(key)) for key in self._context.swept_keys
+        }
         row.update({m: child.data.metrics.get(m) for m in SUMMARY_METRICS})
         row.update({"status": child.info.status, "run_id": child.info.run_id})
         return row

@@ -145,6 +145,19 @@ def mlflow_run(
         mlflow.end_run(status)
 
 
+def record_failed_job(sweep: SweepContext, run_name: str, error: str) -> None:
+    """A sweep job that failed before its run began still shows, FAILED, under the parent."""
+    import mlflow
+
+    client = mlflow.MlflowClient(sweep.tracking_uri)
+    run = client.create_run(
+        sweep.experiment_id,
+        run_name=run_name,
+        tags={"mlflow.parentRunId": sweep.parent_run_id, "error": error[:5000]},
+    )
+    client.set_terminated(run.info.run_id, "FAILED")
+
+
 def git_commit(path: Path) -> str | None:
     """The commit of the git checkout holding ``path`` (with ``-dirty``), or None."""
     try:

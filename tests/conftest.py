@@ -1,17 +1,30 @@
-"""Shared fixtures: the bundled MNIST loaded once per session, and an isolated MLflow store."""
+"""Shared fixtures: MNIST loaded once per session, and CLI runs isolated from the user's files.
+
+Nothing here may touch the user's MLflow store, home directory or the network: HOME and
+KERAS_HOME point into a temporary folder, MLflow variables are cleared, and every CLI run works
+in its own temporary directory with its own ``sqlite:///mlflow.db``.
+"""
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
 
 import pytest
 
-# Tests never touch the user's MLflow store, home directory or the network.
-os.environ.pop("MLFLOW_TRACKING_URI", None)
-os.environ.pop("MLFLOW_EXPERIMENT_NAME", None)
-os.environ.pop("MLFLOW_EXPERIMENT_ID", None)
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-os.environ.setdefault("DO_NOT_TRACK", "true")
+_HOME = tempfile.mkdtemp(prefix="kmeans_exp_home_")
+os.environ["HOME"] = _HOME
+os.environ["KERAS_HOME"] = os.path.join(_HOME, ".keras")
+for _name in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_EXPERIMENT_ID"):
+    os.environ.pop(_name, None)
+# In this process, anything that falls back on a default store lands in the temporary home.
+os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{os.path.join(_HOME, 'mlflow.db')}"
+os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
+os.environ["DO_NOT_TRACK"] = "true"
+os.environ.pop("KMEANS_EXP_SWEEP", None)
 
 
 @pytest.fixture(scope="session")
@@ -26,3 +39,25 @@ def mnist(mnist_raw):
     from kmeans_exp import data
 
     return data.split(mnist_raw, 5000)
+
+
+def run_cli(
+    args: list[str], cwd: Path, timeout: float = 600, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """``python -m kmeans_exp ARGS`` as a user runs it in ``cwd``: MLflow's default store there."""
+    environment = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    return subprocess.run(
+        [sys.executable, "-m", "kmeans_exp", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**environment, **(env or {})},
+    )
+
+
+def client_for(cwd: Path):
+    """An MlflowClient on the default store that a CLI run in ``cwd`` wrote."""
+    import mlflow
+
+    return mlflow.MlflowClient(f"sqlite:///{cwd / 'mlflow.db'}")

@@ -1,0 +1,159 @@
+"""End to end: the CLI as a user runs it, read back through MlflowClient (slow: minutes)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import client_for, run_cli
+
+pytestmark = pytest.mark.slow
+
+
+def artifact_json(client, run_id: str, path: str) -> dict:
+    return json.loads(Path(client.download_artifacts(run_id, path)).read_text())
+
+
+def only_experiment(client):
+    experiments = [e for e in client.search_experiments() if e.name == "kmeans_exp"]
+    assert len(experiments) == 1
+    return experiments[0].experiment_id
+
+
+def runs_by_name(client):
+    runs = client.search_runs([only_experiment(client)])
+    return {r.info.run_name: r for r in runs}
+
+
+def test_single_run_logs_everything_and_its_model_reproduces_it(tmp_path, mnist):
+    result = run_cli(["k=12", "steps=4"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    client = client_for(tmp_path)
+    runs = runs_by_name(client)
+    assert list(runs) == ["k=12 cosine full-batch"]
+    run = runs["k=12 cosine full-batch"]
+    assert run.info.status == "FINISHED"
+    assert run.info.run_id in result.stdout  # the end summary names the run
+    for noise in ("absl::InitializeLog", "cuInit", "oneDNN", "Traceback"):
+        assert noise not in result.stderr
+
+    params = run.data.params
+    assert params["k"] == "12" and params["steps"] == "4"
+    assert params["distance_metric"] == "cosine" and params["batch_size"] == "null"
+    assert params["data.source"] == "bundled" and params["tracking.experiment_name"] == "kmeans_exp"
+
+    history = client.get_metric_history(run.info.run_id, "avg_distance")
+    assert [m.step for m in history] == [1, 2, 3, 4]
+    distances = [m.value for m in history]
+    assert distances == sorted(distances, reverse=True) and 0.15 < distances[-1] < 0.35
+    metrics = run.data.metrics
+    assert 0.55 < metrics["test_accuracy"] < 0.85
+    assert 0.55 < metrics["val_accuracy"] < 0.85 and 0.55 < metrics["train_accuracy"] < 0.85
+    for name in ("inertia", "train_seconds", "data_seconds", "eval_seconds"):
+        assert metrics[name] > 0
+
+    tags = run.data.tags
+    assert tags["hydra.overrides"] == "k=12 steps=4"
+    assert len(tags.get("mlflow.source.git.commit", "x" * 40).split("-")[0]) == 40
+
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"centroids.png", "confusion_matrix.png", "clusters.json", "confusion_matrix.json"} <= (
+        artifacts
+    )
+    hydra_files = {a.path for a in client.list_artifacts(run.info.run_id, "hydra")}
+    assert {"hydra/config.yaml", "hydra/overrides.yaml"} <= hydra_files
+    clusters = artifact_json(client, run.info.run_id, "clusters.json")
+    assert sum(row[2] for row in clusters["data"]) == 55000  # sizes cover the training set
+    confusion = np.array(
+        artifact_json(client, run.info.run_id, "confusion_matrix.json")["confusion_matrix"]
+    )
+    assert confusion.shape == (10, 10)
+    assert np.trace(confusion) / 10000 == pytest.approx(metrics["test_accuracy"])
+
+    contexts = {i.tags[0].value for i in run.inputs.dataset_inputs}
+    assert contexts == {"train", "validation", "test"}
+
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    model = mlflow.pyfunc.load_model(tags["model_uri"])
+    predicted = model.predict(mnist.x_test)
+    assert float(np.mean(predicted == mnist.y_test)) == pytest.approx(
+        metrics["test_accuracy"], abs=2e-4
+    )
+
+
+def check_sweep(client, names: list[str], key: str) -> dict:
+    runs = runs_by_name(client)
+    parents = [r for r in runs.values() if "mlflow.parentRunId" not in r.data.tags]
+    assert len(parents) == 1
+    parent = parents[0]
+    children = {n: r for n, r in runs.items() if r.data.tags.get("mlflow.parentRunId")}
+    assert sorted(children) == sorted(names)
+    assert all(r.data.tags["mlflow.parentRunId"] == parent.info.run_id for r in children.values())
+    assert all(r.info.status == "FINISHED" for r in children.values())
+    assert parent.info.status == "FINISHED"
+    assert parent.data.metrics["jobs"] == len(names) and parent.data.metrics["failed_jobs"] == 0
+    summary = artifact_json(client, parent.info.run_id, "sweep_summary.json")
+    table = dict(zip(summary["columns"], zip(*summary["data"], strict=True), strict=True))
+    by_value = dict(zip(table[key], table["test_accuracy"], strict=True))
+    for name, child in children.items():
+        assert by_value[name.split("=", 1)[1]] == child.data.metrics["test_accuracy"]
+    assert "sweep_summary.png" in {a.path for a in client.list_artifacts(parent.info.run_id)}
+    return children
+
+
+@pytest.mark.parametrize("launcher", ["basic", "joblib"])
+def test_sweep_has_one_parent_and_a_child_per_value(tmp_path, launcher):
+    args = ["-m", "k=8,12,16", "steps=2", "tracking.log_model=false"]
+    if launcher == "joblib":
+        args += ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
+    result = run_cli(args, tmp_path)
+    assert result.returncode == 0, result.stderr
+    children = check_sweep(client_for(tmp_path), ["k=8", "k=12", "k=16"], "k")
+    accuracies = [children[f"k={k}"].data.metrics["test_accuracy"] for k in (8, 12, 16)]
+    assert all(0.4 < a < 0.85 for a in accuracies)
+
+
+def test_a_failing_job_does_not_stop_the_others_and_the_parent_counts_it(tmp_path):
+    result = run_cli(["-m", "k=0,9", "steps=2", "tracking.log_model=false"], tmp_path)
+    assert result.returncode == 1
+    assert "k=0: expected an integer >= 1" in result.stderr
+    runs = runs_by_name(client_for(tmp_path))
+    assert runs["k=9"].info.status == "FINISHED"
+    assert runs["k=0"].info.status == "FAILED"
+    assert "k=0: expected an integer >= 1" in runs["k=0"].data.tags["error"]
+    parent = next(r for n, r in runs.items() if n.startswith("sweep"))
+    assert parent.info.status == "FAILED"
+    assert parent.data.metrics["jobs"] == 2 and parent.data.metrics["failed_jobs"] == 1
+
+
+def test_seed_tutorial_preset_reproduces_the_tutorial(tmp_path):
+    result = run_cli(["experiments=seed_tutorial", "tracking.log_model=false"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    client = client_for(tmp_path)
+    (run,) = runs_by_name(client).values()
+    assert run.data.params["init"] == "random" and run.data.params["use_mini_batch"] == "True"
+    assert len(client.get_metric_history(run.info.run_id, "avg_distance")) == 50
+    assert 0.68 <= run.data.metrics["test_accuracy"] <= 0.73
+
+
+def test_k_sweep_preset_shortened(tmp_path):
+    args = ["-m", "experiments=k_sweep", "k=10,20", "steps=2"]  # the command line wins
+    result = run_cli([*args, "tracking.log_model=false"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    check_sweep(client_for(tmp_path), ["k=10", "k=20"], "k")
+
+
+def test_metric_comparison_preset_shortened(tmp_path):
+    args = ["-m", "experiments=metric_comparison", "steps=2", "tracking.log_model=false"]
+    result = run_cli(args, tmp_path)
+    assert result.returncode == 0, result.stderr
+    children = check_sweep(
+        client_for(tmp_path),
+        ["distance_metric=cosine", "distance_metric=squared_euclidean"],
+        "distance_metric",
+    )
+    assert children["distance_metric=cosine"].data.params["distance_metric"] == "cosine"

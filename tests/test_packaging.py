@@ -1,0 +1,114 @@
+"""Promises about the package itself: quickstart, CI, light imports, configs in the wheel."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def quickstart_commands() -> list[str]:
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Quickstart", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```bash\n(.+?)\n```", section)
+
+
+def test_readme_quickstart_has_two_commands_and_ci_runs_the_test_one():
+    install_and_run, install_and_test = quickstart_commands()
+    assert install_and_run.endswith("python -m kmeans_exp")
+    assert install_and_test.endswith("python -m pytest")
+    assert install_and_test in (ROOT / ".ci" / "run").read_text()
+
+
+def run_python(code: str, env: dict[str, str] | None = None, cwd: Path = ROOT):
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        timeout=120,
+    )
+
+
+def test_import_and_help_do_not_import_tensorflow_or_mlflow(tmp_path):
+    poisoned = tmp_path / "poisoned"
+    for name in ("tensorflow", "mlflow"):
+        (poisoned / name).mkdir(parents=True)
+        (poisoned / name / "__init__.py").write_text(f"raise ImportError('{name} imported')\n")
+    env = {"PYTHONPATH": os.pathsep.join([str(poisoned), str(ROOT)])}
+    result = run_python("import kmeans_exp, kmeans_exp.app, kmeans_exp.config", env)
+    assert result.returncode == 0, result.stderr
+    help_run = subprocess.run(
+        [sys.executable, "-m", "kmeans_exp", "--help"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, **env},
+        timeout=60,
+    )
+    assert help_run.returncode == 0, help_run.stderr
+    assert "experiments: k_sweep, metric_comparison, seed_tutorial" in help_run.stdout
+
+
+def test_tensorflow_start_up_noise_does_not_reach_the_console():
+    code = (
+        "from kmeans_exp.kmeans import KMeans\n"
+        "import numpy as np\n"
+        "KMeans(2, seed=0).fit(np.eye(4, dtype=np.float32), 2)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    for noise in ("absl::InitializeLog", "cuInit", "oneDNN", "cuda", "cpu_feature_guard"):
+        assert noise not in result.stderr, result.stderr
+
+
+def test_wheel_carries_configs_presets_and_data(tmp_path):
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(ROOT),
+        ],
+        check=True,
+        timeout=300,
+    )
+    (wheel,) = tmp_path.glob("kmeans_exp-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert {
+        "kmeans_exp/conf/config.yaml",
+        "kmeans_exp/conf/experiments/seed_tutorial.yaml",
+        "kmeans_exp/resources/mnist.npz",
+        "kmeans_exp/resources/MNIST-LICENSE.md",
+    } <= names
+    site = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(site)
+    result = subprocess.run(
+        [sys.executable, "-m", "kmeans_exp", "experiments=seed_tutorial", "--cfg", "job"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(site)},
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "steps: 50" in result.stdout and "init: random" in result.stdout
+    where = run_python(
+        "import kmeans_exp.app as a; print(a.CONFIG_DIR)", {"PYTHONPATH": str(site)}, tmp_path
+    )
+    assert where.stdout.strip() == str(site / "kmeans_exp" / "conf")
