@@ -1,0 +1,108 @@
+"""The MLflow side on its own: store checks, run end states, the sweep hand-off."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import time
+
+import mlflow
+import pytest
+
+from kmeans_exp import tracking
+from kmeans_exp.errors import TrackingError
+
+
+@pytest.fixture()
+def store(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    experiment_id = tracking.setup_experiment(uri, "unit")
+    yield uri, experiment_id
+    mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
+
+
+def status_of(uri: str, run_id: str) -> str:
+    return mlflow.MlflowClient(uri).get_run(run_id).info.status
+
+
+def test_run_ends_finished_failed_or_killed_keeping_its_metrics(store):
+    uri, experiment_id = store
+    with tracking.mlflow_run(experiment_id, "ok") as run:
+        mlflow.log_metric("m", 1.0)
+    assert status_of(uri, run.info.run_id) == "FINISHED"
+
+    with pytest.raises(ZeroDivisionError), tracking.mlflow_run(experiment_id, "boom") as run:
+        mlflow.log_metric("m", 2.0, step=1, synchronous=False)
+        _ = 1 / 0
+    assert status_of(uri, run.info.run_id) == "FAILED"
+    assert mlflow.MlflowClient(uri).get_run(run.info.run_id).data.metrics["m"] == 2.0
+
+    with pytest.raises(KeyboardInterrupt), tracking.mlflow_run(experiment_id, "ctrl-c") as run:
+        raise KeyboardInterrupt
+    assert status_of(uri, run.info.run_id) == "KILLED"
+
+
+def test_sigterm_ends_the_run_killed_and_restores_the_handler(store):
+    uri, experiment_id = store
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(tracking.Terminated), tracking.mlflow_run(experiment_id, "term") as run:
+        for step in range(3):
+            mlflow.log_metric("avg_distance", 0.5 - step / 10, step=step + 1, synchronous=False)
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the signal interrupts this
+    assert status_of(uri, run.info.run_id) == "KILLED"
+    history = mlflow.MlflowClient(uri).get_metric_history(run.info.run_id, "avg_distance")
+    assert len(history) == 3
+    assert signal.getsignal(signal.SIGTERM) == before
+
+
+def test_dead_server_fails_fast_with_one_line():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nothing listens there
+    start = time.perf_counter()
+    with pytest.raises(TrackingError, match=f"http://127.0.0.1:{port}: no MLflow server answered"):
+        tracking.check_store(f"http://127.0.0.1:{port}")
+    assert time.perf_counter() - start < 10
+
+
+def test_silent_server_times_out():
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)  # accepts the connection, never answers
+        uri = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        start = time.perf_counter()
+        with pytest.raises(TrackingError, match="within 1 s"):
+            tracking.check_store(uri, timeout_s=1.0)
+        assert time.perf_counter() - start < 5
+
+
+def test_unusable_sqlite_locations(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    with pytest.raises(TrackingError, match="does not exist"):
+        tracking.check_store(f"sqlite:///{blocker / 'mlflow.db'}")
+    if os.geteuid() != 0:  # root may write anywhere
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+        with pytest.raises(TrackingError, match="cannot write"):
+            tracking.check_store(f"sqlite:///{locked / 'mlflow.db'}")
+
+
+def test_resolve_uri_prefers_config_then_environment_then_default(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    assert tracking.resolve_uri(None) == f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5999")
+    assert tracking.resolve_uri(None) == "http://127.0.0.1:5999"
+    assert tracking.resolve_uri("sqlite:///x.db") == f"sqlite:///{tmp_path / 'x.db'}"
+
+
+def test_sweep_context_round_trips_through_the_environment(monkeypatch):
+    context = tracking.SweepContext("sqlite:////tmp/m.db", "3", "abc", ["k", "seed"])
+    monkeypatch.setenv(tracking.SWEEP_ENV, context.to_env())
+    assert tracking.SweepContext.from_env() == context
+    monkeypatch.setenv(tracking.SWEEP_ENV, "{not json")
+    with pytest.raises(TrackingError, match="KMEANS_EXP_SWEEP"):
+        tracking.SweepContext.from_env()
