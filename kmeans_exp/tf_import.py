@@ -2,8 +2,8 @@
 
 TensorFlow 2.21 prints C++ log lines while it loads (CUDA stubs, cuInit errors, oneDNN notices,
 "All log messages before absl::InitializeLog()"), before ``TF_CPP_MIN_LOG_LEVEL`` takes effect.
-Unless the user set ``TF_CPP_MIN_LOG_LEVEL`` themselves, we default it to 3 and send file
-descriptor 2 to /dev/null while TensorFlow loads and probes its devices. Python exceptions are
+Unless the user asked for logs (``TF_CPP_MIN_LOG_LEVEL`` set below 3), we set it to 3 and send
+file descriptor 2 to /dev/null while TensorFlow loads and probes its devices. Python exceptions are
 unaffected: they are raised after the descriptor is restored.
 """
 
@@ -18,7 +18,7 @@ def import_tensorflow() -> ModuleType:
     """Return the ``tensorflow`` module, imported quietly the first time."""
     if "tensorflow" in sys.modules:
         return sys.modules["tensorflow"]
-    if "TF_CPP_MIN_LOG_LEVEL" in os.environ:  # the user chose a log level: show what they asked
+    if os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3") != "3":  # the user asked for logs
         import tensorflow as tf
 
         return tf
