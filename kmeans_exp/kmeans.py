@@ -43,6 +43,8 @@ INITS = ("random", "kmeans_plus_plus")
 # Salts that keep the random streams of initialisation and batch sampling apart.
 _INIT_SALT = 0
 _BATCH_SALT = 1
+_ROWS_PER_CALL = 65_536
+_INDEX_SHUFFLE_PAD = 498247692  # the constant tf.random.experimental.index_shuffle prepends
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,6 @@ class KMeans(tf.Module):
         each step (what the TensorFlow tutorial did). Ignored in full batch.
     seed : seeds initialisation and batch sampling.
     kmeans_plus_plus_num_retries : extra candidates drawn for each k-means++ centre (TF: 2).
-    jit_compile : compile the training step with XLA.
 
     Attributes set by ``fit`` end in ``_``: ``cluster_centers_``, ``history_``.
     """
@@ -83,7 +84,6 @@ class KMeans(tf.Module):
         batch_size: int | None = None,
         seed: int = 0,
         kmeans_plus_plus_num_retries: int = 2,
-        jit_compile: bool = True,
         name: str | None = None,
     ) -> None:
         super().__init__(name=name)
@@ -104,15 +104,11 @@ class KMeans(tf.Module):
         self.batch_size = batch_size
         self.seed = int(seed)
         self.kmeans_plus_plus_num_retries = int(kmeans_plus_plus_num_retries)
-        self.jit_compile = bool(jit_compile)
         self.history_: list[StepStats] = []
         self._centers: tf.Variable | None = None
         self._counts: tf.Variable | None = None
+        self.init_seconds_ = 0.0
         self._step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-        self._full_batch_step = tf.function(self._full_batch_update, jit_compile=self.jit_compile)
-        self._mini_batch_step = tf.function(self._mini_batch_update, jit_compile=self.jit_compile)
-        matrix, vector = tf.TensorSpec([None, None], tf.float32), tf.TensorSpec([None], tf.float32)
-        self._assign_fn = tf.function(self._assign, input_signature=[matrix, vector, matrix])
 
     # ------------------------------------------------------------------ public API
 
@@ -128,7 +124,9 @@ class KMeans(tf.Module):
 
     def initialize(self, x: np.ndarray, initial_centers: np.ndarray | None = None) -> KMeans:
         """Choose the initial centres (or take ``initial_centers``) and reset the counts."""
-        xs = self._prepare(x)
+        return self._initialize(self._prepare(x), initial_centers)
+
+    def _initialize(self, xs: tf.Tensor, initial_centers: np.ndarray | None) -> KMeans:
         if initial_centers is not None:
             centers = tf.convert_to_tensor(initial_centers, dtype=tf.float32)
             if centers.shape != (self.n_clusters, xs.shape[1]):
@@ -179,39 +177,85 @@ class KMeans(tf.Module):
         if steps < 1:
             raise ValueError(f"steps={steps}: expected >= 1")
         xs = self._prepare(x)
-        self.initialize(xs, initial_centers)
+        start = time.perf_counter()
+        self._initialize(xs, initial_centers)
+        self.init_seconds_ = time.perf_counter() - start
         sq_norms = tf.reduce_sum(tf.square(xs), axis=1)
-        for _ in range(steps):
-            stats = self.train_step(xs, sq_norms)
-            if callback is not None:
-                callback(stats)
+        per_call = self.steps_per_call(xs.shape[0])
+        done = 0
+        while done < steps:
+            count = min(per_call, steps - done)
+            for stats in self._run_steps(xs, sq_norms, count, per_call):
+                if callback is not None:
+                    callback(stats)
+            done += count
         return self
 
-    def train_step(self, xs: tf.Tensor, sq_norms: tf.Tensor) -> StepStats:
-        """One update on prepared inputs (``prepare`` output and its squared row norms)."""
-        start = time.perf_counter()
-        step = int(self._step.numpy())
-        if self.use_mini_batch:
-            indices = self.batch_indices(step, xs.shape[0])
-            if indices is not None:
-                batch, batch_sq = tf.gather(xs, indices), tf.gather(sq_norms, indices)
-            else:
-                batch, batch_sq = xs, sq_norms
-            avg, empty = self._mini_batch_step(batch, batch_sq)
-        else:
-            avg, empty = self._full_batch_step(xs, sq_norms)
-        self._step.assign_add(1)
-        stats = StepStats(step + 1, float(avg), int(empty), time.perf_counter() - start)
-        self.history_.append(stats)
-        return stats
+    def steps_per_call(self, n: int) -> int:
+        """Steps run by one compiled call: 1 for whole-set steps, more for small batches.
+
+        A mini-batch step of 1,024 rows takes well under a millisecond; running ~64k rows' worth
+        of steps per call keeps TensorFlow's per-call overhead out of the step time.
+        """
+        if self.batch_indices(0, n) is None:
+            return 1
+        return max(1, min(256, _ROWS_PER_CALL // self.batch_size))
 
     def batch_indices(self, step: int, n: int) -> tf.Tensor | None:
         """Rows of mini-batch ``step`` (0-based): distinct, uniform, reproducible; None = all."""
-        if self.batch_size is None or self.batch_size >= n:
+        if not self.use_mini_batch or self.batch_size is None or self.batch_size >= n:
             return None
-        seed = tf.constant([self.seed, _BATCH_SALT * 1_000_003 + step], tf.int64)
-        positions = tf.range(self.batch_size, dtype=tf.int64)
-        return tf.random.experimental.index_shuffle(positions, seed, n - 1)
+        return self._chunk_indices(step, 1, n)[0]
+
+    def _chunk_indices(self, first_step: int, count: int, n: int) -> tf.Tensor:
+        """(count, batch_size) row indices for steps ``first_step`` ... (stateless per step)."""
+        size = self.batch_size
+        steps = tf.range(first_step, first_step + count, dtype=tf.int64)
+        step_seeds = tf.repeat(_BATCH_SALT * 1_000_003 + steps, size)
+        # A per-row seed [pad, seed, step]: what tf.random.experimental.index_shuffle builds from
+        # a [seed, step] pair, which its wrapper cannot do for a batch of seeds (TF 2.21).
+        seeds = tf.stack(
+            [
+                tf.fill([count * size], tf.constant(_INDEX_SHUFFLE_PAD, tf.int64)),
+                tf.fill([count * size], tf.constant(self.seed, tf.int64)),
+                step_seeds,
+            ],
+            axis=1,
+        )
+        positions = tf.tile(tf.range(size, dtype=tf.int64), [count])
+        rows = tf.raw_ops.RandomIndexShuffle(
+            index=positions, seed=seeds, max_index=tf.constant(n - 1, tf.int64), rounds=4
+        )
+        return tf.reshape(rows, [count, size])
+
+    def _run_steps(
+        self, xs: tf.Tensor, sq_norms: tf.Tensor, count: int, per_call: int
+    ) -> list[StepStats]:
+        """``count`` (<= ``per_call``) training steps in one compiled call."""
+        first = int(self._step.numpy())
+        start = time.perf_counter()
+        indices = None
+        if self.batch_indices(0, xs.shape[0]) is not None:
+            indices = self._chunk_indices(first, count, xs.shape[0])
+            indices = tf.pad(indices, [[0, per_call - count], [0, 0]])  # one compiled shape
+        avg, empty = _train_loop(
+            self._centers,
+            self._counts,
+            self._step,
+            xs,
+            sq_norms,
+            indices,
+            tf.constant(count),
+            self.distance_metric,
+            self.use_mini_batch,
+        )
+        avg, empty = avg.numpy(), empty.numpy()
+        seconds = (time.perf_counter() - start) / count
+        stats = [
+            StepStats(first + i + 1, float(avg[i]), int(empty[i]), seconds) for i in range(count)
+        ]
+        self.history_.extend(stats)
+        return stats
 
     def prepare(self, x: np.ndarray | tf.Tensor) -> tf.Tensor:
         """Inputs as the engine sees them: float32 (n, d), L2-normalised for cosine."""
@@ -229,8 +273,8 @@ class KMeans(tf.Module):
     def transform(self, x: np.ndarray) -> np.ndarray:
         """Distance of every row of ``x`` to every centre, (n, k)."""
         xs = self._prepare(x)
-        centers = self._assignment_centers()
-        return self._distances(xs, tf.reduce_sum(tf.square(xs), axis=1), centers).numpy()
+        sq_norms = tf.reduce_sum(tf.square(xs), axis=1)
+        return _distances(xs, sq_norms, self._assignment_centers(), self.distance_metric).numpy()
 
     def inertia(self, x: np.ndarray) -> float:
         """Sum over rows of the distance to the nearest centre (the k-means objective)."""
@@ -255,7 +299,7 @@ class KMeans(tf.Module):
         return path if path.suffix == ".npz" else path.with_suffix(path.suffix + ".npz")
 
     @classmethod
-    def restore(cls, path: str | Path, jit_compile: bool = True) -> KMeans:
+    def restore(cls, path: str | Path) -> KMeans:
         """A model rebuilt from ``save``'s file, ready to predict or to train further."""
         with np.load(path, allow_pickle=False) as f:
             batch_size = int(f["batch_size"])
@@ -267,7 +311,6 @@ class KMeans(tf.Module):
                 batch_size=None if batch_size < 0 else batch_size,
                 seed=int(f["seed"]),
                 kmeans_plus_plus_num_retries=int(f["kmeans_plus_plus_num_retries"]),
-                jit_compile=jit_compile,
             )
             model._centers = tf.Variable(f["centers"], trainable=False, name="centers")
             model._counts = tf.Variable(f["counts"], trainable=False, name="counts")
@@ -304,55 +347,99 @@ class KMeans(tf.Module):
 
     def _nearest(self, x: np.ndarray) -> tuple[tf.Tensor, tf.Tensor]:
         xs = self._prepare(x)
-        return self._assign_fn(xs, tf.reduce_sum(tf.square(xs), axis=1), self._assignment_centers())
+        sq_norms = tf.reduce_sum(tf.square(xs), axis=1)
+        return _nearest(xs, sq_norms, self._assignment_centers(), self.distance_metric)
 
-    def _distances(self, xs: tf.Tensor, sq_norms: tf.Tensor, centers: tf.Tensor) -> tf.Tensor:
-        dots = tf.matmul(xs, centers, transpose_b=True)
-        if self.distance_metric == "cosine":
-            return 1.0 - dots
-        c_sq = tf.reduce_sum(tf.square(centers), axis=1)
-        return tf.maximum(sq_norms[:, None] - 2.0 * dots + c_sq[None, :], 0.0)
 
-    def _assign(
-        self, xs: tf.Tensor, sq_norms: tf.Tensor, centers: tf.Tensor
-    ) -> tuple[tf.Tensor, tf.Tensor]:
-        """Nearest centre and the distance to it, for each row."""
-        distances = self._distances(xs, sq_norms, centers)
-        idx = tf.argmin(distances, axis=1, output_type=tf.int32)
-        return idx, tf.reduce_min(distances, axis=1)
+# The compiled functions live at module level and take the model's variables as arguments, so
+# every model of the same shape (k, d) and settings shares one trace and one XLA compilation:
+# a sweep over seeds compiles once.
 
-    def _full_batch_update(self, xs: tf.Tensor, sq_norms: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        centers = self._centers
-        idx, dist = self._assign(xs, sq_norms, tf.convert_to_tensor(centers))
-        sums = tf.math.unsorted_segment_sum(xs, idx, self.n_clusters)
-        counts = tf.math.unsorted_segment_sum(tf.ones_like(dist), idx, self.n_clusters)
-        has_points = counts > 0
-        means = sums / tf.maximum(counts, 1.0)[:, None]
-        if self.distance_metric == "cosine":
-            means = tf.math.l2_normalize(means, axis=1)
-        centers.assign(tf.where(has_points[:, None], means, centers))
-        empty = tf.reduce_sum(tf.cast(tf.logical_not(has_points), tf.int32))
-        return tf.reduce_mean(dist), empty
 
-    def _mini_batch_update(
-        self, batch: tf.Tensor, batch_sq_norms: tf.Tensor
-    ) -> tuple[tf.Tensor, tf.Tensor]:
-        centers, counts = self._centers, self._counts
-        assign_centers = (
-            tf.math.l2_normalize(centers, axis=1)
-            if self.distance_metric == "cosine"
-            else tf.convert_to_tensor(centers)
-        )
-        idx, dist = self._assign(batch, batch_sq_norms, assign_centers)
-        sums = tf.math.unsorted_segment_sum(batch, idx, self.n_clusters)
-        hits = tf.math.unsorted_segment_sum(tf.ones_like(idx, tf.int64), idx, self.n_clusters)
-        new_counts = counts + hits
-        hits_f = tf.cast(hits, tf.float32)[:, None]
-        rate = 1.0 / tf.cast(new_counts, tf.float32)[:, None]
-        centers.assign_add((sums - hits_f * centers) * rate)
-        counts.assign(new_counts)
-        empty = tf.reduce_sum(tf.cast(hits == 0, tf.int32))
-        return tf.reduce_mean(dist), empty
+def _distances(xs: tf.Tensor, sq_norms: tf.Tensor, centers: tf.Tensor, metric: str) -> tf.Tensor:
+    """(n, k) distances; ``centers`` are already normalised for cosine."""
+    dots = tf.matmul(xs, centers, transpose_b=True)
+    if metric == "cosine":
+        return 1.0 - dots
+    c_sq = tf.reduce_sum(tf.square(centers), axis=1)
+    return tf.maximum(sq_norms[:, None] - 2.0 * dots + c_sq[None, :], 0.0)
+
+
+def _assign(
+    xs: tf.Tensor, sq_norms: tf.Tensor, centers: tf.Tensor, metric: str
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """Nearest centre and the distance to it, for each row."""
+    distances = _distances(xs, sq_norms, centers, metric)
+    return tf.argmin(distances, axis=1, output_type=tf.int32), tf.reduce_min(distances, axis=1)
+
+
+_nearest = tf.function(_assign, reduce_retracing=True)
+
+
+@tf.function(jit_compile=True)
+def _train_loop(
+    centers: tf.Variable,
+    counts: tf.Variable,
+    step: tf.Variable,
+    xs: tf.Tensor,
+    sq_norms: tf.Tensor,
+    indices: tf.Tensor | None,
+    count: tf.Tensor,
+    metric: str,
+    mini_batch: bool,
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """``count`` updates on all rows, or on rows ``indices[i]`` at step i, in one XLA program."""
+    size = 1 if indices is None else indices.shape[0]
+    averages = tf.zeros([size], tf.float32)
+    empties = tf.zeros([size], tf.int32)
+    for i in tf.range(count):
+        if indices is None:
+            batch, batch_sq = xs, sq_norms
+        else:
+            batch, batch_sq = tf.gather(xs, indices[i]), tf.gather(sq_norms, indices[i])
+        if mini_batch:
+            avg, empty = _mini_batch_update(centers, counts, batch, batch_sq, metric)
+        else:
+            avg, empty = _full_batch_update(centers, batch, batch_sq, metric)
+        averages = tf.tensor_scatter_nd_update(averages, [[i]], [avg])
+        empties = tf.tensor_scatter_nd_update(empties, [[i]], [empty])
+    step.assign_add(tf.cast(count, tf.int64))
+    return averages, empties
+
+
+def _full_batch_update(
+    centers: tf.Variable, xs: tf.Tensor, sq_norms: tf.Tensor, metric: str
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """Lloyd: every centre with points becomes their mean; the others stay where they are."""
+    k = centers.shape[0]
+    idx, dist = _assign(xs, sq_norms, tf.convert_to_tensor(centers), metric)
+    sums = tf.math.unsorted_segment_sum(xs, idx, k)
+    sizes = tf.math.unsorted_segment_sum(tf.ones_like(dist), idx, k)
+    has_points = sizes > 0
+    means = sums / tf.maximum(sizes, 1.0)[:, None]
+    if metric == "cosine":
+        means = tf.math.l2_normalize(means, axis=1)
+    centers.assign(tf.where(has_points[:, None], means, centers))
+    empty = tf.reduce_sum(tf.cast(tf.logical_not(has_points), tf.int32))
+    return tf.reduce_mean(dist), empty
+
+
+def _mini_batch_update(
+    centers: tf.Variable, counts: tf.Variable, batch: tf.Tensor, batch_sq: tf.Tensor, metric: str
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """TF's count rule: c_j += (Σd_i - k_j c_j) / (n_j + k_j); n_j += k_j."""
+    k = centers.shape[0]
+    current = tf.convert_to_tensor(centers)
+    assign_to = tf.math.l2_normalize(current, axis=1) if metric == "cosine" else current
+    idx, dist = _assign(batch, batch_sq, assign_to, metric)
+    sums = tf.math.unsorted_segment_sum(batch, idx, k)
+    hits = tf.math.unsorted_segment_sum(tf.ones_like(dist), idx, k)  # exact below 2**24 rows
+    new_counts = counts + tf.cast(hits, tf.int64)
+    rate = 1.0 / tf.cast(new_counts, tf.float32)[:, None]
+    centers.assign_add((sums - hits[:, None] * current) * rate)
+    counts.assign(new_counts)
+    empty = tf.reduce_sum(tf.cast(hits == 0, tf.int32))
+    return tf.reduce_mean(dist), empty
 
 
 @tf.function

@@ -111,6 +111,11 @@ def test_batch_indices_are_distinct_in_range_and_vary_by_step():
     assert len(set(first.tolist())) == 100
     assert first.min() >= 0 and first.max() < 1000
     assert not np.array_equal(first, model.batch_indices(1, 1000).numpy())
+    import tensorflow as tf  # the same permutation as TF's own index_shuffle with [seed, step]
+
+    positions = tf.range(100, dtype=tf.int64)
+    expected = tf.random.experimental.index_shuffle(positions, [7, 1_000_003], 999)
+    np.testing.assert_array_equal(first, expected.numpy())
     assert model.batch_indices(0, 50) is None  # batch larger than the data: every point
 
 
