@@ -97,7 +97,7 @@ def run(cfg: DictConfig) -> float:
         mlflow.log_artifacts(str(Path(hydra_cfg.runtime.output_dir) / ".hydra"), "hydra")
 
         start = time.perf_counter()
-        model = train(exp, splits)
+        model = train(exp, splits, active.info.run_id)
         train_seconds = time.perf_counter() - start
 
         start = time.perf_counter()
@@ -163,9 +163,8 @@ def default_run_name(exp: config.ExperimentConfig) -> str:
     return f"k={exp.k} {exp.distance_metric.value} {mode}"
 
 
-def train(exp: config.ExperimentConfig, splits: data.Splits):
+def train(exp: config.ExperimentConfig, splits: data.Splits, run_id: str):
     """Fit the engine, logging ``avg_distance`` every step and showing progress."""
-    import mlflow
     from tqdm.auto import tqdm
 
     from kmeans_exp.kmeans import KMeans, StepStats
@@ -180,18 +179,20 @@ def train(exp: config.ExperimentConfig, splits: data.Splits):
     )
     interactive = sys.stderr.isatty()
     log_every = max(1, exp.steps // 10)
+    metrics = tracking.StepMetrics(run_id)
     with tqdm(total=exp.steps, desc="training", unit="step", disable=not interactive) as bar:
 
         def on_step(stats: StepStats) -> None:
-            mlflow.log_metric(
-                "avg_distance", stats.avg_distance, step=stats.step, synchronous=False
-            )
+            metrics.log("avg_distance", stats.avg_distance, stats.step)
             bar.update(1)
             bar.set_postfix(avg_distance=f"{stats.avg_distance:.6f}")
             if not interactive and (stats.step % log_every == 0 or stats.step == exp.steps):
                 log.info("step %d/%d avg_distance %.6f", stats.step, exp.steps, stats.avg_distance)
 
-        model.fit(splits.x_train, exp.steps, callback=on_step)
+        try:
+            model.fit(splits.x_train, exp.steps, callback=on_step)
+        finally:  # an interrupted run keeps the steps it made
+            metrics.flush()
     empty_steps = sum(1 for s in model.history_ if s.empty_clusters)
     if empty_steps:
         log.warning(
@@ -292,6 +293,6 @@ def _log_model(model, result: Evaluation, splits: data.Splits) -> None:
             artifacts={"clusters": str(clusters)},
             signature=infer_signature(example, predictions),
             input_example=example,
-            pip_requirements=[f"mlflow=={mlflow.__version__}", f"numpy=={np.__version__}"],
+            pip_requirements=[f"mlflow=={mlflow.__version__}"],  # brings numpy; checked fast
         )
     mlflow.set_tag("model_uri", info.model_uri)

@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -107,6 +108,36 @@ def setup_experiment(uri: str, experiment_name: str) -> str:
     except MlflowException as e:
         first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise TrackingError(f"tracking URI {uri}: {first_line}") from None
+
+
+class StepMetrics:
+    """Per-step metrics written with ``log_batch`` at most every ``interval_s``, and on ``flush``.
+
+    A thousand steps cost a few writes instead of a thousand, and nothing waits on a queue:
+    ``flush`` (called when training ends, however it ends) writes what is pending.
+    """
+
+    def __init__(self, run_id: str, interval_s: float = 1.0) -> None:
+        import mlflow
+
+        self._client = mlflow.MlflowClient()
+        self._run_id = run_id
+        self._interval_s = interval_s
+        self._pending: list[Any] = []
+        self._last_flush = time.monotonic()
+
+    def log(self, key: str, value: float, step: int) -> None:
+        from mlflow.entities import Metric
+
+        self._pending.append(Metric(key, value, int(time.time() * 1000), step))
+        if time.monotonic() - self._last_flush >= self._interval_s:
+            self.flush()
+
+    def flush(self) -> None:
+        while self._pending:
+            chunk, self._pending = self._pending[:1000], self._pending[1000:]  # MLflow's limit
+            self._client.log_batch(self._run_id, metrics=chunk)
+        self._last_flush = time.monotonic()
 
 
 class Terminated(KeyboardInterrupt):
