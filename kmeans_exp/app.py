@@ -7,6 +7,8 @@ MLflow) happen inside the task, so ``--help`` and config errors answer at once.
 
 from __future__ import annotations
 
+import logging
+import sys
 from pathlib import Path
 
 import hydra
@@ -15,6 +17,9 @@ from omegaconf import DictConfig
 
 from kmeans_exp.config import register_schema
 from kmeans_exp.errors import KMeansExpError
+from kmeans_exp.tracking import Terminated
+
+log = logging.getLogger(__name__)
 
 _PACKAGE = Path(__file__).resolve().parent
 CONFIG_DIR = _PACKAGE / "conf" if (_PACKAGE / "conf").is_dir() else _PACKAGE.parent / "conf"
@@ -36,3 +41,7 @@ def main(cfg: DictConfig) -> float:
         return runner.run(cfg)
     except KMeansExpError as e:
         raise UserError(str(e)) from None
+    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (tracking.Terminated)
+        terminated = isinstance(e, Terminated)
+        log.error("%s: the MLflow run ended KILLED", "terminated" if terminated else "interrupted")
+        sys.exit(143 if terminated else 130)

@@ -353,7 +353,9 @@ def split(raw: RawDataset, validation_size: int) -> Splits:
         )
 
     def features(images: np.ndarray) -> np.ndarray:
-        return (images.reshape(len(images), -1).astype(np.float32)) / np.float32(255.0)
+        x = images.reshape(len(images), -1).astype(np.float32)
+        x /= np.float32(255.0)  # in place: one (n, d) buffer, not two
+        return x
 
     x = features(raw.train_images)
     return Splits(

@@ -28,6 +28,7 @@ centres on the same device run after run.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -71,7 +72,9 @@ class KMeans(tf.Module):
     seed : seeds initialisation and batch sampling.
     kmeans_plus_plus_num_retries : extra candidates drawn for each k-means++ centre (TF: 2).
 
-    Attributes set by ``fit`` end in ``_``: ``cluster_centers_``, ``history_``.
+    Attributes set by ``fit`` end in ``_``: ``cluster_centers_``, ``history_`` (one ``StepStats``
+    per step), ``labels_`` and ``inertia_`` (nearest final centre of every training row, and the
+    sum of those distances), ``init_seconds_``.
     """
 
     def __init__(
@@ -108,6 +111,8 @@ class KMeans(tf.Module):
         self._centers: tf.Variable | None = None
         self._counts: tf.Variable | None = None
         self.init_seconds_ = 0.0
+        self.labels_: np.ndarray | None = None
+        self.inertia_: float | None = None
         self._step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
 
     # ------------------------------------------------------------------ public API
@@ -189,6 +194,9 @@ class KMeans(tf.Module):
                 if callback is not None:
                     callback(stats)
             done += count
+        labels, distances = _nearest(xs, sq_norms, self._assignment_centers(), self.distance_metric)
+        self.labels_ = labels.numpy()
+        self.inertia_ = float(np.sum(distances.numpy(), dtype=np.float64))
         return self
 
     def steps_per_call(self, n: int) -> int:
@@ -336,7 +344,7 @@ class KMeans(tf.Module):
                 f"inputs have {xs.shape[1]} features, the centres {self._centers.shape[1]}"
             )
         if self.distance_metric == "cosine":
-            xs = tf.math.l2_normalize(xs, axis=1)
+            xs = _l2_normalize(xs)
         return xs
 
     def _assignment_centers(self) -> tf.Tensor:
@@ -353,7 +361,19 @@ class KMeans(tf.Module):
 
 # The compiled functions live at module level and take the model's variables as arguments, so
 # every model of the same shape (k, d) and settings shares one trace and one XLA compilation:
-# a sweep over seeds compiles once.
+# a sweep over seeds compiles once, a sweep over k once per k.
+
+
+class _ExpectedRetracing(logging.Filter):
+    """Drops TF's retracing warning for our functions: one trace per (k, d, batch) is by design."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        ours = "_train_loop" in message or "_assign" in message
+        return not (ours and "triggered tf.function retracing" in message)
+
+
+tf.get_logger().addFilter(_ExpectedRetracing())
 
 
 def _distances(xs: tf.Tensor, sq_norms: tf.Tensor, centers: tf.Tensor, metric: str) -> tf.Tensor:
@@ -368,12 +388,24 @@ def _distances(xs: tf.Tensor, sq_norms: tf.Tensor, centers: tf.Tensor, metric: s
 def _assign(
     xs: tf.Tensor, sq_norms: tf.Tensor, centers: tf.Tensor, metric: str
 ) -> tuple[tf.Tensor, tf.Tensor]:
-    """Nearest centre and the distance to it, for each row."""
-    distances = _distances(xs, sq_norms, centers, metric)
-    return tf.argmin(distances, axis=1, output_type=tf.int32), tf.reduce_min(distances, axis=1)
+    """Nearest centre and the distance to it, for each row.
+
+    Only the part of the distance that varies with the centre goes through the (n, k) argmin:
+    the largest dot product for cosine, ``‖c‖² - 2x·c`` for squared Euclidean.
+    """
+    dots = tf.matmul(xs, centers, transpose_b=True)
+    if metric == "cosine":
+        return tf.argmax(dots, axis=1, output_type=tf.int32), 1.0 - tf.reduce_max(dots, axis=1)
+    partial = tf.reduce_sum(tf.square(centers), axis=1)[None, :] - 2.0 * dots
+    nearest = tf.reduce_min(partial, axis=1)
+    return tf.argmin(partial, axis=1, output_type=tf.int32), tf.maximum(sq_norms + nearest, 0.0)
 
 
 _nearest = tf.function(_assign, reduce_retracing=True)
+# Fused by XLA: the normalised copy is the only (n, d) buffer it allocates.
+_l2_normalize = tf.function(
+    lambda xs: tf.math.l2_normalize(xs, axis=1), jit_compile=True, reduce_retracing=True
+)
 
 
 @tf.function(jit_compile=True)
@@ -390,9 +422,8 @@ def _train_loop(
 ) -> tuple[tf.Tensor, tf.Tensor]:
     """``count`` updates on all rows, or on rows ``indices[i]`` at step i, in one XLA program."""
     size = 1 if indices is None else indices.shape[0]
-    averages = tf.zeros([size], tf.float32)
-    empties = tf.zeros([size], tf.int32)
-    for i in tf.range(count):
+
+    def body(i, averages, empties):
         if indices is None:
             batch, batch_sq = xs, sq_norms
         else:
@@ -403,6 +434,12 @@ def _train_loop(
             avg, empty = _full_batch_update(centers, batch, batch_sq, metric)
         averages = tf.tensor_scatter_nd_update(averages, [[i]], [avg])
         empties = tf.tensor_scatter_nd_update(empties, [[i]], [empty])
+        return i + 1, averages, empties
+
+    # An explicit while loop: ``count`` stays a run-time value, so a shorter last chunk reuses
+    # the compiled program instead of compiling another.
+    start = (tf.constant(0), tf.zeros([size], tf.float32), tf.zeros([size], tf.int32))
+    _, averages, empties = tf.while_loop(lambda i, *_: i < count, body, start)
     step.assign_add(tf.cast(count, tf.int64))
     return averages, empties
 

@@ -207,7 +207,7 @@ def evaluate_model(model, splits: data.Splits) -> Evaluation:
     """Label clusters by the majority digit of their training images, then score every split."""
     k = model.n_clusters
     num_classes = splits.raw.num_classes
-    train_idx, train_dist = model.assign(splits.x_train)
+    train_idx = model.labels_  # fit's final assignment of the training set
     clusters = evaluate.label_clusters(train_idx, splits.y_train, k, num_classes)
 
     def accuracy(x: np.ndarray, y: np.ndarray) -> float:
@@ -221,7 +221,7 @@ def evaluate_model(model, splits: data.Splits) -> Evaluation:
         train_accuracy=evaluate.accuracy(splits.y_train, clusters.predict(train_idx)),
         val_accuracy=accuracy(splits.x_val, splits.y_val),
         test_accuracy=evaluate.accuracy(splits.y_test, test_pred),
-        inertia=float(np.sum(train_dist, dtype=np.float64)),
+        inertia=model.inertia_,
         confusion=evaluate.confusion_matrix(splits.y_test, test_pred, num_classes),
     )
 

@@ -14,6 +14,8 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import signal
+import threading
 from typing import Any
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -79,6 +81,9 @@ class MlflowSweepCallback(Callback):
         self._context = tracking.SweepContext(uri, experiment_id, parent.info.run_id, keys)
         os.environ[tracking.SWEEP_ENV] = self._context.to_env()
         atexit.register(self._close_after_failure)
+        if threading.current_thread() is threading.main_thread():
+            # SIGTERM would otherwise end this process without running the atexit hook.
+            signal.signal(signal.SIGTERM, tracking.raise_terminated)
         log.info("MLflow parent run %s for the sweep over %s", parent.info.run_id, ", ".join(keys))
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:

@@ -144,7 +144,8 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, handled like Ctrl-C so the run ends KILLED with what it logged so far."""
 
 
-def _raise_terminated(signum: int, frame: Any) -> None:
+def raise_terminated(signum: int, frame: Any) -> None:
+    """A SIGTERM handler: stop the way Ctrl-C stops."""
     raise Terminated(f"received signal {signum}")
 
 
@@ -162,7 +163,7 @@ def mlflow_run(
         experiment_id=experiment_id, run_name=run_name, parent_run_id=parent_run_id, tags=tags
     )
     in_main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
+    previous = signal.signal(signal.SIGTERM, raise_terminated) if in_main_thread else None
     status = "FAILED"
     try:
         yield run

@@ -1,0 +1,135 @@
+"""Faults as users meet them, through the CLI: signals, dead servers, bad data, reproducibility."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import client_for, run_cli
+
+pytestmark = pytest.mark.slow
+
+
+def start_cli(args: list[str], cwd: Path) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "kmeans_exp", *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def wait_for_line(proc: subprocess.Popen, needle: str, timeout: float = 180) -> list[str]:
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line and proc.poll() is not None:
+            break
+        seen.append(line)
+        if needle in line:
+            return seen
+    proc.kill()
+    raise AssertionError(f"never saw {needle!r}:\n{''.join(seen)[-3000:]}")
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signal_during_training_ends_the_run_killed_with_its_metrics(tmp_path, signum, code):
+    proc = start_cli(["steps=400", "tracking.log_model=false"], tmp_path)
+    wait_for_line(proc, "step 80/400")
+    proc.send_signal(signum)
+    output = proc.communicate(timeout=120)[0]
+    assert proc.returncode == code, output[-2000:]
+    assert "the MLflow run ended KILLED" in output
+    client = client_for(tmp_path)
+    (run,) = client.search_runs([client.get_experiment_by_name("kmeans_exp").experiment_id])
+    assert run.info.status == "KILLED"
+    steps = [m.step for m in client.get_metric_history(run.info.run_id, "avg_distance")]
+    assert 80 <= len(steps) < 400 and steps == list(range(1, len(steps) + 1))
+
+
+def test_sweep_parent_records_a_killed_job(tmp_path):
+    proc = start_cli(["-m", "k=5,6", "steps=400", "tracking.log_model=false"], tmp_path)
+    wait_for_line(proc, "step 80/400")
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=120)
+    assert proc.returncode != 0
+    client = client_for(tmp_path)
+    runs = client.search_runs([client.get_experiment_by_name("kmeans_exp").experiment_id])
+    by_name = {r.info.run_name: r for r in runs}
+    assert by_name["k=5"].info.status == "KILLED"
+    assert "k=6" not in by_name  # the sweep stopped
+    parent = next(r for n, r in by_name.items() if n.startswith("sweep"))
+    assert parent.info.status == "KILLED"
+    assert parent.data.metrics["killed_jobs"] == 1 and parent.data.metrics["jobs"] == 1
+
+
+def test_dead_tracking_server_fails_fast_before_training(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    start = time.perf_counter()
+    result = run_cli([], tmp_path, env={"MLFLOW_TRACKING_URI": f"http://127.0.0.1:{port}"})
+    assert time.perf_counter() - start < 10
+    assert result.returncode == 1
+    assert f"tracking URI http://127.0.0.1:{port}: no MLflow server answered" in result.stderr
+    assert "Traceback" not in result.stderr and "step 1" not in result.stdout
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["data.source=idx", "data.path={tmp}"], "missing IDX file train-images-idx3-ubyte"),
+        (["tracking.uri=sqlite:///{tmp}/no/such/dir/mlflow.db"], "/no/such/dir does not exist"),
+    ],
+    ids=["empty-idx-directory", "store-directory-missing"],
+)
+def test_bad_data_or_store_gives_one_line_and_no_run(tmp_path, args, expected):
+    result = run_cli([a.format(tmp=tmp_path) for a in args], tmp_path)
+    assert result.returncode == 1
+    assert expected in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "mlflow.db").exists()
+
+
+def histories(tmp_path: Path) -> list[tuple]:
+    client = client_for(tmp_path)
+    runs = client.search_runs([client.get_experiment_by_name("kmeans_exp").experiment_id])
+    out = []
+    for run in runs:
+        if "mlflow.parentRunId" not in run.data.tags:
+            continue
+        history = [m.value for m in client.get_metric_history(run.info.run_id, "avg_distance")]
+        metrics = run.data.metrics
+        out.append((tuple(history), metrics["test_accuracy"], metrics["val_accuracy"]))
+    return out
+
+
+def test_same_config_and_seed_give_identical_metrics_across_runs_and_launchers(tmp_path):
+    args = [
+        "-m",
+        "seed=3,3",
+        "k=7",
+        "steps=6",
+        "use_mini_batch=true",
+        "batch_size=512",
+        "tracking.log_model=false",
+    ]
+    basic, joblib = tmp_path / "basic", tmp_path / "joblib"
+    basic.mkdir()
+    joblib.mkdir()
+    assert run_cli(args, basic).returncode == 0
+    assert (
+        run_cli([*args, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"], joblib).returncode == 0
+    )
+    runs = histories(basic) + histories(joblib)
+    assert len(runs) == 4 and len(runs[0][0]) == 6
+    assert all(run == runs[0] for run in runs), runs

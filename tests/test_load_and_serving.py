@@ -1,0 +1,95 @@
+"""Load (20 parallel jobs, SQLite and a tracking server) and the logged model served over HTTP."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import urllib.request
+
+import mlflow
+import numpy as np
+import pytest
+from conftest import client_for, run_cli
+from servers import free_port, mlflow_process, tracking_server
+
+pytestmark = pytest.mark.slow
+
+JOBS = 20
+STEPS = 3
+SWEEP = [
+    "-m",
+    f"seed=range(0,{JOBS})",
+    "k=5",
+    f"steps={STEPS}",
+    "tracking.log_model=false",
+    "hydra/launcher=joblib",
+    "hydra.launcher.n_jobs=2",
+]
+
+
+def check_twenty_children(client) -> None:
+    experiment = client.get_experiment_by_name("kmeans_exp")
+    runs = client.search_runs([experiment.experiment_id], max_results=1000)
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    assert len(children) == JOBS
+    assert sorted(r.info.run_name for r in children) == sorted(f"seed={i}" for i in range(JOBS))
+    assert all(r.info.status == "FINISHED" for r in children)
+    assert all(r.data.tags["mlflow.parentRunId"] == parents[0].info.run_id for r in children)
+    for child in children:
+        steps = [m.step for m in client.get_metric_history(child.info.run_id, "avg_distance")]
+        assert steps == list(range(1, STEPS + 1))  # complete, no duplicates
+    assert parents[0].data.metrics["jobs"] == JOBS
+
+
+def test_twenty_parallel_jobs_on_a_fresh_sqlite_store(tmp_path):
+    result = run_cli(SWEEP, tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    check_twenty_children(client_for(tmp_path))
+    with sqlite3.connect(tmp_path / "mlflow.db") as db:
+        (rows,) = db.execute("SELECT COUNT(*) FROM metrics WHERE key = 'avg_distance'").fetchone()
+    assert rows == JOBS * STEPS
+
+
+def test_twenty_parallel_jobs_against_a_tracking_server(tmp_path):
+    with tracking_server(tmp_path) as url:
+        result = run_cli(SWEEP, tmp_path, env={"MLFLOW_TRACKING_URI": url})
+        assert result.returncode == 0, result.stderr[-3000:]
+        check_twenty_children(mlflow.MlflowClient(url))
+    assert not (tmp_path / "mlflow.db").exists()  # everything went to the server
+
+
+def test_served_model_answers_like_the_loaded_one(tmp_path, mnist):
+    assert run_cli(["k=10", "steps=3"], tmp_path).returncode == 0
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = client_for(tmp_path)
+    (run,) = client.search_runs([client.get_experiment_by_name("kmeans_exp").experiment_id])
+    model_uri = run.data.tags["model_uri"]
+    mlflow.set_tracking_uri(store)
+    expected = mlflow.pyfunc.load_model(model_uri).predict(mnist.x_test[:200])
+
+    port = free_port()
+    args = [
+        "models",
+        "serve",
+        "-m",
+        model_uri,
+        "--env-manager",
+        "local",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
+    with mlflow_process(
+        args, f"http://127.0.0.1:{port}/ping", tmp_path, {"MLFLOW_TRACKING_URI": store}
+    ):
+        body = json.dumps({"inputs": mnist.x_test[:200].tolist()}).encode()
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/invocations", body, {"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=60) as resp:
+            served = np.asarray(json.loads(resp.read())["predictions"])
+    np.testing.assert_array_equal(served, expected)
+    assert np.mean(served == mnist.y_test[:200]) > 0.5
