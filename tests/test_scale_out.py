@@ -1,0 +1,38 @@
+"""Sweeps through Hydra's cluster launchers, every job logging to one shared tracking server."""
+
+from __future__ import annotations
+
+import mlflow
+import pytest
+from conftest import run_cli
+from servers import tracking_server
+
+pytestmark = pytest.mark.slow
+
+
+def check_children(url: str, names: list[str]) -> None:
+    client = mlflow.MlflowClient(url)
+    runs = client.search_runs([client.get_experiment_by_name("kmeans_exp").experiment_id])
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    assert sorted(r.info.run_name for r in children) == sorted(names)
+    assert all(r.info.status == "FINISHED" for r in children)
+    assert all(0.3 < r.data.metrics["test_accuracy"] < 0.9 for r in children)
+
+
+def test_submitit_local_sweep_logs_to_a_shared_server(tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    with tracking_server(tmp_path) as url:
+        args = [
+            "-m",
+            "k=5,6,7",
+            "steps=2",
+            "tracking.log_model=false",
+            "hydra/launcher=submitit_local",
+            f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        ]
+        result = run_cli(args, tmp_path, env={"MLFLOW_TRACKING_URI": url})
+        assert result.returncode == 0, result.stderr[-3000:]
+        check_children(url, ["k=5", "k=6", "k=7"])
+    assert list((tmp_path / "sweep" / ".submitit").iterdir())  # submitit's own job folders
