@@ -299,25 +299,39 @@ def scaling(x_full, ks: list[int], ns: list[int], iters: int) -> list[dict]:
     return rows
 
 
-def run_cli(args: list[str], cwd: Path, timeout: float = 1800) -> tuple[float, int, str]:
-    """Run ``python -m kmeans_exp ARGS``; return wall seconds, max RSS (KiB) and stdout."""
+# ``python -m kmeans_exp`` that reports its own peak RSS (VmHWM) at exit. The child's rusage
+# would not do: a child forked from this (large) process counts the parent's RSS until exec.
+CLI_WITH_PEAK_RSS = r"""
+import atexit, runpy, sys
+def report():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            sys.stderr.write("PEAK_RSS_KB " + line.split()[1] + "\n")
+atexit.register(report)
+sys.argv = ["kmeans_exp", *sys.argv[1:]]
+runpy.run_module("kmeans_exp", run_name="__main__", alter_sys=True)
+"""
+
+
+def run_cli(args: list[str], cwd: Path, timeout: float = 1800) -> tuple[float, float, str]:
+    """Run ``python -m kmeans_exp ARGS``; return wall seconds, peak RSS (MB) and output."""
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     start = time.perf_counter()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "kmeans_exp", *args],
+    done = subprocess.run(
+        [sys.executable, "-c", CLI_WITH_PEAK_RSS, *args],
         cwd=cwd,
         env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+        capture_output=True,
         text=True,
+        timeout=timeout,
     )
-    out = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise RuntimeError(f"kmeans_exp {' '.join(args)} failed:\n{out[-2000:]}")
-    return wall, usage.ru_maxrss, out
+    if done.returncode != 0:
+        raise RuntimeError(f"kmeans_exp {' '.join(args)} failed:\n{done.stderr[-2000:]}")
+    peak_kb = next(
+        int(line.split()[1]) for line in done.stderr.splitlines() if line.startswith("PEAK_RSS_KB")
+    )
+    return wall, peak_kb / 1024, done.stdout + done.stderr
 
 
 def sweep_overhead(ks: list[int], extra: list[str]) -> dict:
@@ -345,8 +359,8 @@ def sweep_overhead(ks: list[int], extra: list[str]) -> dict:
 
 def default_run_memory(extra: list[str]) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
-        wall, max_rss_kib, _ = run_cli(list(extra), Path(tmp))
-    return {"wall_s": wall, "max_rss_mb": max_rss_kib / 1024}
+        wall, peak_mb, _ = run_cli(list(extra), Path(tmp))
+    return {"wall_s": wall, "max_rss_mb": peak_mb}
 
 
 STARTUP_PROBE = r"""
