@@ -344,7 +344,7 @@ class KMeans(tf.Module):
                 f"inputs have {xs.shape[1]} features, the centres {self._centers.shape[1]}"
             )
         if self.distance_metric == "cosine":
-            xs = _l2_normalize(xs)
+            xs = tf.math.l2_normalize(xs, axis=1)
         return xs
 
     def _assignment_centers(self) -> tf.Tensor:
@@ -402,10 +402,6 @@ def _assign(
 
 
 _nearest = tf.function(_assign, reduce_retracing=True)
-# Fused by XLA: the normalised copy is the only (n, d) buffer it allocates.
-_l2_normalize = tf.function(
-    lambda xs: tf.math.l2_normalize(xs, axis=1), jit_compile=True, reduce_retracing=True
-)
 
 
 @tf.function(jit_compile=True)
@@ -421,23 +417,26 @@ def _train_loop(
     mini_batch: bool,
 ) -> tuple[tf.Tensor, tf.Tensor]:
     """``count`` updates on all rows, or on rows ``indices[i]`` at step i, in one XLA program."""
-    size = 1 if indices is None else indices.shape[0]
+
+    def update(batch: tf.Tensor, batch_sq: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        if mini_batch:
+            return _mini_batch_update(centers, counts, batch, batch_sq, metric)
+        return _full_batch_update(centers, batch, batch_sq, metric)
+
+    if indices is None:  # a whole-set step: one per call, no loop to compile
+        avg, empty = update(xs, sq_norms)
+        step.assign_add(1)
+        return avg[None], empty[None]
 
     def body(i, averages, empties):
-        if indices is None:
-            batch, batch_sq = xs, sq_norms
-        else:
-            batch, batch_sq = tf.gather(xs, indices[i]), tf.gather(sq_norms, indices[i])
-        if mini_batch:
-            avg, empty = _mini_batch_update(centers, counts, batch, batch_sq, metric)
-        else:
-            avg, empty = _full_batch_update(centers, batch, batch_sq, metric)
+        avg, empty = update(tf.gather(xs, indices[i]), tf.gather(sq_norms, indices[i]))
         averages = tf.tensor_scatter_nd_update(averages, [[i]], [avg])
         empties = tf.tensor_scatter_nd_update(empties, [[i]], [empty])
         return i + 1, averages, empties
 
     # An explicit while loop: ``count`` stays a run-time value, so a shorter last chunk reuses
     # the compiled program instead of compiling another.
+    size = indices.shape[0]
     start = (tf.constant(0), tf.zeros([size], tf.float32), tf.zeros([size], tf.int32))
     _, averages, empties = tf.while_loop(lambda i, *_: i < count, body, start)
     step.assign_add(tf.cast(count, tf.int64))

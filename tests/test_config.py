@@ -25,7 +25,7 @@ def test_defaults_are_the_documented_ones():
         config.DistanceMetric.cosine,
         config.Init.kmeans_plus_plus,
     )
-    assert (exp.use_mini_batch, exp.batch_size, exp.steps, exp.seed) == (False, None, 20, 0)
+    assert (exp.use_mini_batch, exp.batch_size, exp.steps, exp.seed) == (False, None, 15, 0)
     assert exp.data.source is config.DataSource.bundled and exp.data.validation_size == 5000
     assert exp.tracking.uri is None and exp.tracking.experiment_name == "kmeans_exp"
 

@@ -135,6 +135,8 @@ def test_predict_transform_inertia_agree(sample):
     np.testing.assert_allclose(dist, ref, atol=2e-5)
     np.testing.assert_array_equal(model.predict(x[:500]), dist.argmin(1))
     assert model.inertia(x[:500]) == pytest.approx(dist.min(1).sum(), rel=1e-5)
+    np.testing.assert_array_equal(model.labels_, model.predict(x))  # fit's final assignment
+    assert model.inertia_ == pytest.approx(model.inertia(x), rel=1e-6)
 
 
 def test_save_restore_round_trip(sample, tmp_path):
@@ -174,6 +176,6 @@ def test_tutorial_settings_reach_the_tutorial_accuracy(mnist):
 
 
 def test_kmeans_plus_plus_default_median_accuracy(mnist):
-    """Median over seeds 0-4 at k=25 cosine >= 0.75 (scikit-learn: 0.766, faiss: 0.762)."""
-    accs = [_test_accuracy(KMeans(25, seed=s).fit(mnist.x_train, 20), mnist) for s in range(5)]
+    """Default settings (15 full-batch steps), seeds 0-4, k=25 cosine: median >= 0.75."""
+    accs = [_test_accuracy(KMeans(25, seed=s).fit(mnist.x_train, 15), mnist) for s in range(5)]
     assert np.median(accs) >= 0.75, accs
