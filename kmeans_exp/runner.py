@@ -233,7 +233,9 @@ def _set_tracking_uri(uri: str) -> None:
 
 
 def _log_datasets(splits: data.Splits) -> None:
+    """The three splits as MLflow dataset inputs of the active run."""
     import mlflow
+    from mlflow.exceptions import MlflowException
 
     raw = splits.raw
     for context, x, y in (
@@ -247,7 +249,13 @@ def _log_datasets(splits: data.Splits) -> None:
                 dataset = mlflow.data.from_numpy(
                     x, targets=y, source=raw.location, name=f"{raw.name}-{context}"
                 )
-            mlflow.log_input(dataset, context=context)
+            try:
+                mlflow.log_input(dataset, context=context)
+            except MlflowException:
+                # Parallel sweep jobs register the same dataset at once, and MLflow's
+                # check-then-insert can lose that race (IntegrityError); by now it exists.
+                time.sleep(0.5)
+                mlflow.log_input(dataset, context=context)
 
 
 def _log_artifacts(model, result: Evaluation, splits: data.Splits) -> None:
