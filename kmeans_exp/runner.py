@@ -66,8 +66,7 @@ def run(cfg: DictConfig) -> float:
 
     if sweep is not None:
         uri, experiment_id = sweep.tracking_uri, sweep.experiment_id
-        tracking.check_store(uri)
-        _set_tracking_uri(uri)
+        tracking.use_store(uri)
     else:
         uri = tracking.resolve_uri(exp.tracking.uri)
         experiment_id = tracking.setup_experiment(uri, exp.tracking.experiment_name)
@@ -224,12 +223,6 @@ def evaluate_model(model, splits: data.Splits) -> Evaluation:
         inertia=model.inertia_,
         confusion=evaluate.confusion_matrix(splits.y_test, test_pred, num_classes),
     )
-
-
-def _set_tracking_uri(uri: str) -> None:
-    import mlflow
-
-    mlflow.set_tracking_uri(uri)
 
 
 def _log_datasets(splits: data.Splits) -> None:

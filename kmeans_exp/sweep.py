@@ -29,15 +29,16 @@ log = logging.getLogger(__name__)
 SUMMARY_METRICS = ("val_accuracy", "test_accuracy", "inertia", "train_seconds")
 
 
-def swept_keys(config: DictConfig) -> list[str]:
-    """Keys the multirun varies: sweep overrides and ``hydra.sweeper.params``."""
-    keys: list[str] = []
+def swept_values(config: DictConfig) -> dict[str, str]:
+    """What the multirun varies, key -> values.
+
+    From ``hydra.sweeper.params``, then the command line, which wins (as in Hydra's sweeper).
+    """
+    values = {str(k): str(v) for k, v in (config.hydra.sweeper.get("params") or {}).items()}
     for override in OverridesParser.create().parse_overrides(list(config.hydra.overrides.task)):
         if override.is_sweep_override():
-            keys.append(override.key_or_group)
-    params = config.hydra.sweeper.get("params") or {}
-    keys.extend(key for key in params if key not in keys)
-    return keys
+            values[override.key_or_group] = ",".join(override.sweep_string_iterator())
+    return values
 
 
 class MlflowSweepCallback(Callback):
@@ -54,7 +55,7 @@ class MlflowSweepCallback(Callback):
         from kmeans_exp.errors import KMeansExpError
 
         overrides = list(config.hydra.overrides.task)
-        keys = swept_keys(config)
+        sweep_params = swept_values(config)
         try:
             uri = tracking.resolve_uri(config.tracking.uri)
             experiment_id = tracking.setup_experiment(uri, config.tracking.experiment_name)
@@ -70,14 +71,9 @@ class MlflowSweepCallback(Callback):
                 "kmeans_exp.sweep": "parent",
             },
         )
-        sweep_params = {
-            str(k): str(v) for k, v in (config.hydra.sweeper.get("params") or {}).items()
-        }
-        for override in OverridesParser.create().parse_overrides(overrides):
-            if override.is_sweep_override():
-                sweep_params[override.key_or_group] = ",".join(override.sweep_string_iterator())
         for key, values in sweep_params.items():
             client.log_param(parent.info.run_id, f"sweep.{key}", values)
+        keys = list(sweep_params)
         self._context = tracking.SweepContext(uri, experiment_id, parent.info.run_id, keys)
         os.environ[tracking.SWEEP_ENV] = self._context.to_env()
         atexit.register(self._close_after_failure)

@@ -87,13 +87,20 @@ def check_store(uri: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
             )
 
 
+def use_store(uri: str) -> None:
+    """Check the store, then point MLflow's fluent API at it."""
+    import mlflow
+
+    check_store(uri)
+    mlflow.set_tracking_uri(uri)
+
+
 def setup_experiment(uri: str, experiment_name: str) -> str:
     """Point MLflow at ``uri`` (creating its schema once) and return the experiment's id."""
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    check_store(uri)
-    mlflow.set_tracking_uri(uri)
+    use_store(uri)
     try:
         client = mlflow.MlflowClient(uri)
         experiment = client.get_experiment_by_name(experiment_name)
