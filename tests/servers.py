@@ -1,12 +1,15 @@
-"""MLflow processes that tests start on 127.0.0.1, and stop by their own process group."""
+"""Servers that tests start on 127.0.0.1 (MLflow, a Ray head), stopped by their own PIDs."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -86,3 +89,90 @@ def tracking_server(root: Path) -> Iterator[str]:
     url = f"http://127.0.0.1:{port}"
     with mlflow_process(args, f"{url}/health", root, env):
         yield url
+
+
+def _processes_under(marker: str) -> set[int]:
+    """PIDs whose command line names ``marker`` (a folder we created), and their descendants."""
+    parents: dict[int, int] = {}
+    marked: set[int] = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="ignore")
+        except OSError:
+            continue
+        parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+        if marker in cmdline:
+            marked.add(int(entry.name))
+    found = set(marked)
+    grew = True
+    while grew:
+        children = {pid for pid, ppid in parents.items() if ppid in found} - found
+        found |= children
+        grew = bool(children)
+    return found
+
+
+def _command(pid: int) -> str:
+    try:
+        return (Path("/proc") / str(pid) / "cmdline").read_bytes().split(b"\0")[0].decode()
+    except OSError:
+        return ""
+
+
+def stop_ray_head(marker: str, timeout: float = 20) -> None:
+    """Stop the Ray head we started, by PID: raylet first, then its helpers, then gcs_server.
+
+    Never ``ray stop``: it kills every Ray process on the machine, not only ours.
+    """
+    pids = _processes_under(marker)
+    raylet = {p for p in pids if _command(p).endswith("raylet")}
+    gcs = {p for p in pids if _command(p).endswith("gcs_server")}
+    for group in (raylet, pids - raylet - gcs, gcs):
+        for pid in group:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        time.sleep(1)
+    deadline = time.monotonic() + timeout
+    while (left := _processes_under(marker) & pids) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    for pid in _processes_under(marker):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    time.sleep(0.5)
+    left = _processes_under(marker)
+    assert not left, f"Ray processes left behind: {sorted(left)}"
+
+
+@contextmanager
+def ray_head() -> Iterator[str]:
+    """A Ray head on 127.0.0.1 only, in its own temporary folder; yields its address."""
+    # Short: Ray's unix socket paths under the temp folder must fit in 107 characters.
+    temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")
+    port = free_port()
+    env = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+    ray = str(Path(sys.executable).parent / "ray")
+    try:
+        subprocess.run(
+            [
+                ray,
+                "start",
+                "--head",
+                "--node-ip-address=127.0.0.1",
+                f"--port={port}",
+                f"--temp-dir={temp}",
+                "--num-cpus=2",
+                "--include-dashboard=false",
+                "--disable-usage-stats",
+            ],
+            env=env,
+            check=True,
+            capture_output=True,
+            timeout=180,
+        )
+        yield f"127.0.0.1:{port}"
+    finally:
+        stop_ray_head(temp)
+        shutil.rmtree(temp, ignore_errors=True)
