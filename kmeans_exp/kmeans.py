@@ -123,8 +123,8 @@ class KMeans(tf.Module):
         return self._require_centers().numpy()
 
     @property
-    def cluster_counts_(self) -> np.ndarray:
-        """Mini-batch per-centre counts (start at 1); None in full batch."""
+    def cluster_counts_(self) -> np.ndarray | None:
+        """Per-centre point counts of the mini-batch rule (start at 1; unused in full batch)."""
         return None if self._counts is None else self._counts.numpy()
 
     def initialize(self, x: np.ndarray, initial_centers: np.ndarray | None = None) -> KMeans:
