@@ -205,15 +205,19 @@ class KMeans(tf.Module):
         A mini-batch step of 1,024 rows takes well under a millisecond; running ~64k rows' worth
         of steps per call keeps TensorFlow's per-call overhead out of the step time.
         """
-        if self.batch_indices(0, n) is None:
+        if not self._samples_batches(n):
             return 1
         return max(1, min(256, _ROWS_PER_CALL // self.batch_size))
 
     def batch_indices(self, step: int, n: int) -> tf.Tensor | None:
         """Rows of mini-batch ``step`` (0-based): distinct, uniform, reproducible; None = all."""
-        if not self.use_mini_batch or self.batch_size is None or self.batch_size >= n:
+        if not self._samples_batches(n):
             return None
         return self._chunk_indices(step, 1, n)[0]
+
+    def _samples_batches(self, n: int) -> bool:
+        """Whether a step uses a sampled batch of ``n`` rows rather than all of them."""
+        return self.use_mini_batch and self.batch_size is not None and self.batch_size < n
 
     def _chunk_indices(self, first_step: int, count: int, n: int) -> tf.Tensor:
         """(count, batch_size) row indices for steps ``first_step`` ... (stateless per step)."""
@@ -243,7 +247,7 @@ class KMeans(tf.Module):
         first = int(self._step.numpy())
         start = time.perf_counter()
         indices = None
-        if self.batch_indices(0, xs.shape[0]) is not None:
+        if self._samples_batches(xs.shape[0]):
             indices = self._chunk_indices(first, count, xs.shape[0])
             indices = tf.pad(indices, [[0, per_call - count], [0, 0]])  # one compiled shape
         avg, empty = _train_loop(

@@ -98,15 +98,20 @@ class MlflowSweepCallback(Callback):
 
         ctx = self._context
         client = mlflow.MlflowClient(ctx.tracking_uri)
-        children = client.search_runs(
-            [ctx.experiment_id],
-            filter_string=f"tags.mlflow.parentRunId = '{ctx.parent_run_id}'",
-            max_results=50_000,
-        )
-        for child in children:
-            if child.info.status == "RUNNING":  # its worker died without ending it
-                client.set_terminated(child.info.run_id, "FAILED")
-        children = [client.get_run(c.info.run_id) for c in children]
+
+        def search_children() -> list:
+            return client.search_runs(
+                [ctx.experiment_id],
+                filter_string=f"tags.mlflow.parentRunId = '{ctx.parent_run_id}'",
+                max_results=50_000,
+            )
+
+        children = search_children()
+        orphans = [c for c in children if c.info.status == "RUNNING"]  # their workers died
+        for child in orphans:
+            client.set_terminated(child.info.run_id, "FAILED")
+        if orphans:
+            children = search_children()
         statuses = [c.info.status for c in children]
         failed = sum(s == "FAILED" for s in statuses)
         killed = sum(s == "KILLED" for s in statuses)
