@@ -1,33 +1,28 @@
-"""The Hydra application behind ``python -m kmeans_exp``: thin, returns the validation accuracy.
+"""The Hydra application behind ``python -m kmeans_exp``: Hydra -> ExperimentConfig -> run.
 
 Configs live in the top-level ``conf/`` of a source checkout and inside the package
-(``kmeans_exp/conf``) in an installed wheel; whichever exists is used. Heavy imports (TensorFlow,
-MLflow) happen inside the task, so ``--help`` and config errors answer at once.
+(``kmeans_exp/conf``) in an installed wheel; ``kmeans_exp.config.CONFIG_DIR`` picks whichever
+exists. Heavy imports (TensorFlow, MLflow) happen inside the task, so ``--help`` and config
+errors answer at once. The task returns the validation accuracy, what a sweeper optimises.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import sys
 from pathlib import Path
 
 import hydra
-from hydra.errors import CompactHydraException
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from kmeans_exp.config import register_schema
-from kmeans_exp.errors import KMeansExpError
-from kmeans_exp.tracking import Terminated
+from kmeans_exp import tracking
+from kmeans_exp.config import CONFIG_DIR, register_schema, to_experiment_config
+from kmeans_exp.errors import KMeansExpError, TrackingError, UserError
 
 log = logging.getLogger(__name__)
-
-_PACKAGE = Path(__file__).resolve().parent
-CONFIG_DIR = _PACKAGE / "conf" if (_PACKAGE / "conf").is_dir() else _PACKAGE.parent / "conf"
-
-
-class UserError(CompactHydraException):
-    """A mistake the user can fix; Hydra prints just its one-line message."""
-
 
 register_schema()
 
@@ -35,13 +30,52 @@ register_schema()
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="config")
 def main(cfg: DictConfig) -> float:
     """Run one experiment and return its validation accuracy (what a sweeper optimises)."""
-    from kmeans_exp import runner
+    from kmeans_exp.runner import run_experiment
 
+    hydra_cfg = HydraConfig.get()
     try:
-        return runner.run(cfg)
+        launch = launch_from_hydra(hydra_cfg)
+        try:
+            exp = to_experiment_config(cfg)
+        except KMeansExpError as e:
+            launch.record_failure(e)
+            raise
+        result = run_experiment(exp, launch=launch)
     except KMeansExpError as e:
         raise UserError(str(e)) from None
     except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (tracking.Terminated)
-        terminated = isinstance(e, Terminated)
+        terminated = isinstance(e, tracking.Terminated)
         log.error("%s: the MLflow run ended KILLED", "terminated" if terminated else "interrupted")
         sys.exit(143 if terminated else 130)
+    return result.metrics.get("val_accuracy", math.nan)
+
+
+def launch_from_hydra(hydra_cfg: DictConfig):
+    """What this Hydra job adds to a run: overrides, output folder, the sweep it belongs to."""
+    from kmeans_exp.runner import Launch
+
+    overrides = tuple(hydra_cfg.overrides.task)
+    sweep = tracking.SweepContext.from_env()
+    if hydra_cfg.mode == RunMode.MULTIRUN and sweep is None:
+        raise TrackingError(
+            f"{tracking.SWEEP_ENV} is not set in this sweep job: the parent run's tracking "
+            "settings did not reach this worker (pass the variable to remote workers)"
+        )
+    swept = swept_values(overrides, sweep.swept_keys) if sweep else {}
+    return Launch(
+        overrides=overrides,
+        hydra_dir=Path(hydra_cfg.runtime.output_dir) / ".hydra",
+        sweep=sweep,
+        swept=swept,
+        job_name=" ".join(f"{k}={v}" for k, v in swept.items()) or None,
+    )
+
+
+def swept_values(overrides: tuple[str, ...], swept_keys: list[str]) -> dict[str, str]:
+    """This job's value of each swept key, from its overrides (``k=50`` -> ``{"k": "50"}``)."""
+    values = {}
+    for override in overrides:
+        key, _, value = override.lstrip("+~").partition("=")
+        if key in swept_keys:
+            values[key] = value
+    return values

@@ -1,9 +1,10 @@
-"""The configuration schema: typed by Hydra/OmegaConf, range-checked here (no TensorFlow import).
+"""The configuration schema, and composing it from ``conf/`` without the command line.
 
 The schema holds types only; the values, defaults included, live in ``conf/``. OmegaConf rejects
 wrong types, unknown keys and values outside an enum while Hydra composes the config; the
-``__post_init__`` checks (run by ``OmegaConf.to_object``) reject values out of range, raising
-``ConfigError`` with one line that names the key.
+``__post_init__`` checks (run by ``OmegaConf.to_object``) reject values out of range with the
+shared checks of ``kmeans_exp.options``, raising ``ConfigError`` with one line naming the key.
+No TensorFlow or MLflow here.
 """
 
 from __future__ import annotations
@@ -11,29 +12,22 @@ from __future__ import annotations
 import dataclasses
 import typing
 from dataclasses import dataclass
-from enum import Enum
+from pathlib import Path
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
+from kmeans_exp import options
 from kmeans_exp.errors import ConfigError
+from kmeans_exp.options import DataSource, DistanceMetric, Init
 
+__all__ = ["DataSource", "DistanceMetric", "ExperimentConfig", "Init", "compose"]
 
-class DistanceMetric(Enum):
-    cosine = "cosine"
-    squared_euclidean = "squared_euclidean"
-
-
-class Init(Enum):
-    random = "random"
-    kmeans_plus_plus = "kmeans_plus_plus"
-
-
-class DataSource(Enum):
-    bundled = "bundled"
-    idx = "idx"
-    npz = "npz"
-    download = "download"
+_PACKAGE = Path(__file__).resolve().parent
+# A source checkout keeps the configs at the top level; an installed wheel carries them inside.
+CONFIG_DIR = _PACKAGE / "conf" if (_PACKAGE / "conf").is_dir() else _PACKAGE.parent / "conf"
 
 
 @dataclass
@@ -47,13 +41,10 @@ class DataConfig:
     url: str | None = MISSING
 
     def __post_init__(self) -> None:
-        if self.validation_size < 0:
-            raise ConfigError(
-                f"data.validation_size={self.validation_size}: expected an integer >= 0"
-            )
+        options.at_least("data.validation_size", self.validation_size, 0)
         if self.source is DataSource.bundled and self.path is not None:
             raise ConfigError("data.path: must be null with data.source=bundled")
-        if self.source in (DataSource.idx, DataSource.npz, DataSource.download) and not self.path:
+        if self.source is not DataSource.bundled and not self.path:
             raise ConfigError(f"data.path: required with data.source={self.source.value}")
         if self.source is DataSource.download and not self.url:
             raise ConfigError("data.url: required with data.source=download")
@@ -63,8 +54,9 @@ class DataConfig:
 
 @dataclass
 class TrackingConfig:
-    """MLflow: where runs go and what they are called."""
+    """MLflow: whether and where runs go, and what they are called."""
 
+    enabled: bool = MISSING
     uri: str | None = MISSING
     experiment_name: str = MISSING
     run_name: str | None = MISSING
@@ -87,32 +79,21 @@ class ExperimentConfig:
     use_mini_batch: bool = MISSING
     batch_size: int | None = MISSING
     steps: int = MISSING
+    n_init: int = MISSING
     seed: int = MISSING
     data: DataConfig = MISSING
     tracking: TrackingConfig = MISSING
 
     def __post_init__(self) -> None:
-        if self.k < 1:
-            raise ConfigError(f"k={self.k}: expected an integer >= 1 (the number of clusters)")
-        if self.steps < 1:
-            raise ConfigError(f"steps={self.steps}: expected an integer >= 1")
-        if self.batch_size is not None and self.batch_size < 1:
-            raise ConfigError(
-                f"batch_size={self.batch_size}: expected an integer >= 1, or null for the "
-                "whole training set"
-            )
-        if self.seed < 0:
-            raise ConfigError(f"seed={self.seed}: expected an integer >= 0")
+        options.at_least("k", self.k, 1, "the number of clusters")
+        options.at_least("steps", self.steps, 1)
+        options.batch_size("batch_size", self.batch_size)
+        options.at_least("n_init", self.n_init, 1, "the number of restarts")
+        options.at_least("seed", self.seed, 0)
 
     def check_against_data(self, n_train: int) -> None:
         """Refuse settings the training set cannot satisfy, before any work is done."""
-        if self.k > n_train:
-            raise ConfigError(f"k={self.k}: more clusters than the {n_train} training images")
-        if self.batch_size is not None and self.batch_size > n_train:
-            raise ConfigError(
-                f"batch_size={self.batch_size}: larger than the {n_train} training images "
-                "(use null for the whole training set)"
-            )
+        options.fits_rows(self.k, self.batch_size, n_train)
 
 
 def register_schema() -> None:
@@ -120,10 +101,46 @@ def register_schema() -> None:
     ConfigStore.instance().store(name="schema", node=ExperimentConfig)
 
 
+def compose(overrides: list[str] | None = None) -> ExperimentConfig:
+    """The checked config that ``python -m kmeans_exp OVERRIDES`` would run, built from ``conf/``.
+
+    ``overrides`` use the command line's syntax: ``["k=50", "experiments=seed_tutorial"]``.
+    """
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.errors import HydraException
+
+    register_schema()
+    try:
+        with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
+            cfg = hydra_compose("config", overrides=list(overrides or []))
+    except (HydraException, OmegaConfBaseException) as e:
+        raise ConfigError(_first_line(e)) from None
+    return to_experiment_config(cfg)
+
+
 def to_experiment_config(cfg: DictConfig) -> ExperimentConfig:
     """The composed Hydra config as a checked ``ExperimentConfig`` (raises ``ConfigError``)."""
     _reject_unknown_keys(cfg, ExperimentConfig)
     return OmegaConf.to_object(cfg)
+
+
+def with_overrides(exp: ExperimentConfig, overrides: dict[str, Any]) -> ExperimentConfig:
+    """``exp`` with some values replaced (nested groups as dicts), checked like a composed one."""
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(exp), overrides)
+        return OmegaConf.to_object(merged)
+    except OmegaConfBaseException as e:
+        raise ConfigError(_first_line(e)) from None
+
+
+def _first_line(error: BaseException) -> str:
+    """One line from Hydra's or OmegaConf's message, with its cause's first line if it has one."""
+    text = str(error).strip()
+    line = text.splitlines()[0] if text else type(error).__name__
+    if error.__cause__ is not None:
+        line += ": " + _first_line(error.__cause__)
+    return line
 
 
 def _reject_unknown_keys(cfg: DictConfig, schema: type, prefix: str = "") -> None:
@@ -138,9 +155,13 @@ def _reject_unknown_keys(cfg: DictConfig, schema: type, prefix: str = "") -> Non
             _reject_unknown_keys(cfg[key], hints[key], f"{prefix}{key}.")
 
 
-def flatten(cfg: ExperimentConfig) -> dict[str, str]:
+def as_dict(exp: ExperimentConfig) -> dict[str, Any]:
+    """The config as plain nested values (enums as their strings)."""
+    return OmegaConf.to_container(OmegaConf.structured(exp), resolve=True, enum_to_str=True)
+
+
+def flatten(exp: ExperimentConfig) -> dict[str, str]:
     """Every value as a dotted key (``data.source``) with a string value, for MLflow params."""
-    container = OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True, enum_to_str=True)
     flat: dict[str, str] = {}
 
     def walk(prefix: str, node: object) -> None:
@@ -150,5 +171,5 @@ def flatten(cfg: ExperimentConfig) -> dict[str, str]:
         else:
             flat[prefix[:-1]] = "null" if node is None else str(node)
 
-    walk("", container)
+    walk("", as_dict(exp))
     return flat

@@ -8,6 +8,7 @@ and what was expected. This module imports neither TensorFlow nor MLflow.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import os
@@ -22,7 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
+from kmeans_exp import options
 from kmeans_exp.errors import DataError
+from kmeans_exp.options import DataSource
 
 # sha256 of the uncompressed official IDX files: the ground truth for every source of MNIST.
 MNIST_IDX_SHA256 = {
@@ -38,7 +41,6 @@ BUNDLED_MNIST = "mnist.npz"
 IDX_IMAGES_MAGIC = 0x00000803
 IDX_LABELS_MAGIC = 0x00000801
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
-SOURCES = ("bundled", "idx", "npz", "download")
 
 
 @dataclass(frozen=True)
@@ -56,14 +58,6 @@ class RawDataset:
     @property
     def num_classes(self) -> int:
         return int(max(self.train_labels.max(), self.test_labels.max())) + 1
-
-    def digest(self) -> str:
-        """A short content hash identifying exactly these arrays (for MLflow's dataset input)."""
-        h = hashlib.sha256()
-        for name, array in idx_members(self).items():
-            h.update(name.encode())
-            h.update(idx_bytes(array))
-        return h.hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -312,34 +306,35 @@ def check_mnist(raw: RawDataset) -> None:
 # Entry points
 
 
-def load_raw(source: str, path: str | None, dataset: str, url: str | None = None) -> RawDataset:
+def load_raw(
+    source: str | DataSource, path: str | None, dataset: str, url: str | None = None
+) -> RawDataset:
     """Read and check the data set named by the ``data`` config group."""
-    if source == "bundled":
+    source = options.choice("data.source", source, DataSource)
+    if source is DataSource.bundled:
         if path is not None:
             raise DataError("data.path: must be null for data.source=bundled")
         raw = read_npz(bundled_path(), name=dataset, source="bundled")
         if dataset != "mnist":
             raise DataError(f"data.dataset={dataset}: the bundled data is 'mnist'")
-    elif source == "idx":
+    elif source is DataSource.idx:
         raw = read_idx_dir(_required_path(source, path), name=dataset)
-    elif source == "npz":
+    elif source is DataSource.npz:
         raw = read_npz(_required_path(source, path), name=dataset)
-    elif source == "download":
+    else:
         if not url:
             raise DataError("data.url: required for data.source=download")
         target = download(url, _required_path(source, path))
         raw = read_npz(target, name=dataset, source="download")
-    else:
-        raise DataError(f"data.source={source}: expected one of {', '.join(SOURCES)}")
     check_format(raw)
     if dataset == "mnist":
         check_mnist(raw)
     return raw
 
 
-def _required_path(source: str, path: str | None) -> Path:
+def _required_path(source: DataSource, path: str | None) -> Path:
     if not path:
-        raise DataError(f"data.path: required for data.source={source}")
+        raise DataError(f"data.path: required for data.source={source.value}")
     return Path(path).expanduser()
 
 
@@ -367,3 +362,11 @@ def split(raw: RawDataset, validation_size: int) -> Splits:
         x_test=features(raw.test_images),
         y_test=raw.test_labels,
     )
+
+
+@functools.lru_cache(maxsize=2)
+def load_splits(
+    source: DataSource, path: str | None, dataset: str, url: str | None, validation_size: int
+) -> Splits:
+    """``load_raw`` then ``split``, cached per process: a sequential sweep reads the data once."""
+    return split(load_raw(source, path, dataset, url), validation_size)

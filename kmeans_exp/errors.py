@@ -1,12 +1,14 @@
 """Errors a user can fix: each message is one line naming the key, file or value at fault."""
 
+from hydra.errors import CompactHydraException
+
 
 class KMeansExpError(Exception):
     """Base class: the message alone is shown to the user, without a traceback."""
 
 
-class ConfigError(KMeansExpError):
-    """A configuration value that the schema accepts by type but not by range or combination."""
+class ConfigError(KMeansExpError, ValueError):
+    """A setting out of range or of the wrong kind (also what the engine raises on bad args)."""
 
 
 class DataError(KMeansExpError):
@@ -15,3 +17,7 @@ class DataError(KMeansExpError):
 
 class TrackingError(KMeansExpError):
     """The MLflow tracking store cannot be reached or written."""
+
+
+class UserError(CompactHydraException):
+    """A ``KMeansExpError`` as the command line shows it: Hydra prints the one line, no traceback."""

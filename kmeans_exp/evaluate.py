@@ -1,17 +1,39 @@
-"""Turn cluster assignments into a classifier and measure it (NumPy only).
+"""Score a clustering against the true digits (NumPy, scikit-learn and SciPy; no TensorFlow).
 
-Each cluster is labelled with the majority class of the training points assigned to it; a
-cluster that no training point falls in gets the label -1 (every point predicted there counts as
-wrong) and is listed as empty. Ties go to the smallest class index (``np.argmax``).
+Two families of scores:
+
+- majority-label accuracy (the tutorial's metric): each cluster is labelled with the majority
+  class of the training points assigned to it, and a point counts as right when its cluster's
+  label is its class. A cluster that no training point falls in gets the label -1 (every point
+  predicted there counts as wrong). Ties go to the smallest class index. It rises towards 1 as k
+  grows, because small clusters are pure by construction;
+- clustering scores that stay comparable across k: NMI, ARI and AMI of the cluster indices
+  against the classes (``sklearn.metrics``), the one-to-one "matched" accuracy of the
+  deep-clustering literature (the Hungarian method; clusters left unmatched count as wrong) and
+  the silhouette of a seeded sample of training points under the run's own distance.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import numpy as np
 
 UNLABELLED = -1
+SILHOUETTE_SAMPLE = 2000  # training points the silhouette is computed on (it is O(n²))
+SKLEARN_METRIC = {"cosine": "cosine", "squared_euclidean": "sqeuclidean"}
+
+
+class FittedModel(Protocol):
+    """What evaluation needs of a fitted engine (``kmeans_exp.kmeans.KMeans``)."""
+
+    n_clusters: int
+    distance_metric: str
+    labels_: np.ndarray
+    inertia_: float
+
+    def assign(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
 
 
 @dataclass(frozen=True)
@@ -39,10 +61,21 @@ class ClusterLabels:
         }
 
 
+@dataclass(frozen=True)
+class Evaluation:
+    """What a trained model scores on each split; ``metrics`` holds every number to log."""
+
+    clusters: ClusterLabels
+    confusion: np.ndarray  # test split, (classes, classes)
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    def __getitem__(self, name: str) -> float:
+        return self.metrics[name]
+
+
 def label_clusters(cluster_idx: np.ndarray, y: np.ndarray, n_clusters: int, num_classes: int):
     """Majority-vote labels for every cluster from the training assignments."""
-    counts = np.zeros((n_clusters, num_classes), dtype=np.int64)
-    np.add.at(counts, (cluster_idx, y), 1)
+    counts = contingency(cluster_idx, y, n_clusters, num_classes)
     sizes = counts.sum(axis=1)
     labels = np.where(sizes > 0, counts.argmax(axis=1), UNLABELLED).astype(np.int64)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -50,11 +83,65 @@ def label_clusters(cluster_idx: np.ndarray, y: np.ndarray, n_clusters: int, num_
     return ClusterLabels(labels=labels, sizes=sizes, purity=purity)
 
 
+def contingency(cluster_idx: np.ndarray, y: np.ndarray, n_clusters: int, num_classes: int):
+    """(n_clusters, num_classes) counts of points per cluster and class."""
+    counts = np.zeros((n_clusters, num_classes), dtype=np.int64)
+    np.add.at(counts, (cluster_idx, y), 1)
+    return counts
+
+
 def accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     """Fraction of exact matches; NaN for an empty split."""
     if len(y_true) == 0:
         return float("nan")
     return float(np.mean(y_true == y_pred))
+
+
+def matched_accuracy(y_true: np.ndarray, cluster_idx: np.ndarray) -> float:
+    """Accuracy under the best one-to-one cluster -> class map (Hungarian); NaN when empty.
+
+    With more clusters than classes, the clusters left without a class count as wrong.
+    """
+    if len(y_true) == 0:
+        return float("nan")
+    from scipy.optimize import linear_sum_assignment
+
+    _, clusters = np.unique(cluster_idx, return_inverse=True)
+    _, classes = np.unique(y_true, return_inverse=True)
+    counts = contingency(clusters, classes, clusters.max() + 1, classes.max() + 1)
+    rows, cols = linear_sum_assignment(counts, maximize=True)
+    return float(counts[rows, cols].sum() / len(y_true))
+
+
+def nmi(y_true: np.ndarray, cluster_idx: np.ndarray) -> float:
+    """Normalised mutual information (arithmetic mean normalisation, scikit-learn's default)."""
+    from sklearn.metrics import normalized_mutual_info_score
+
+    return float(normalized_mutual_info_score(y_true, cluster_idx))
+
+
+def partition_scores(y_true: np.ndarray, cluster_idx: np.ndarray) -> dict[str, float]:
+    """NMI, ARI, AMI and matched accuracy of a partition against the true classes."""
+    from sklearn import metrics
+
+    return {
+        "nmi": nmi(y_true, cluster_idx),
+        "ari": float(metrics.adjusted_rand_score(y_true, cluster_idx)),
+        "ami": float(metrics.adjusted_mutual_info_score(y_true, cluster_idx)),
+        "matched_accuracy": matched_accuracy(y_true, cluster_idx),
+    }
+
+
+def silhouette(x: np.ndarray, cluster_idx: np.ndarray, metric: str, seed: int) -> float:
+    """Mean silhouette of a seeded sample of rows under ``metric``; NaN if under 2 clusters."""
+    from sklearn.metrics import silhouette_score
+
+    rng = np.random.default_rng(seed)
+    rows = rng.choice(len(x), size=min(SILHOUETTE_SAMPLE, len(x)), replace=False)
+    labels = cluster_idx[rows]
+    if not 2 <= len(np.unique(labels)) < len(rows):
+        return float("nan")
+    return float(silhouette_score(x[rows], labels, metric=SKLEARN_METRIC[metric]))
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.ndarray:
@@ -66,3 +153,36 @@ def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -
     known = y_pred != UNLABELLED
     np.add.at(matrix, (y_true[known], y_pred[known]), 1)
     return matrix
+
+
+def evaluate_model(model: FittedModel, splits: Any, seed: int) -> Evaluation:
+    """Label clusters by their training majority, then score every split.
+
+    ``splits`` is a ``kmeans_exp.data.Splits``; ``seed`` picks the silhouette's sample.
+    """
+    num_classes = splits.raw.num_classes
+    train_idx = model.labels_  # fit's final assignment of the training set
+    val_idx = model.assign(splits.x_val)[0] if len(splits.x_val) else np.zeros(0, np.int64)
+    test_idx = model.assign(splits.x_test)[0]
+    clusters = label_clusters(train_idx, splits.y_train, model.n_clusters, num_classes)
+    test_pred = clusters.predict(test_idx)
+    test_scores = partition_scores(splits.y_test, test_idx)
+    metrics = {
+        "train_accuracy": accuracy(splits.y_train, clusters.predict(train_idx)),
+        "test_accuracy": accuracy(splits.y_test, test_pred),
+        "inertia": model.inertia_,
+        "empty_clusters": float(clusters.empty_clusters),
+        "test_nmi": test_scores["nmi"],
+        "test_ari": test_scores["ari"],
+        "test_ami": test_scores["ami"],
+        "test_matched_accuracy": test_scores["matched_accuracy"],
+        "silhouette": silhouette(splits.x_train, train_idx, model.distance_metric, seed),
+    }
+    if len(splits.x_val):  # no validation split, no validation scores (rather than NaN)
+        metrics["val_accuracy"] = accuracy(splits.y_val, clusters.predict(val_idx))
+        metrics["val_nmi"] = nmi(splits.y_val, val_idx)
+    return Evaluation(
+        clusters=clusters,
+        confusion=confusion_matrix(splits.y_test, test_pred, num_classes),
+        metrics=metrics,
+    )

@@ -1,6 +1,6 @@
 """K-Means in TensorFlow 2 with the semantics of TensorFlow's own ``clustering_ops.KMeans``.
 
-What is reproduced (see DESIGN.md):
+What is reproduced (``docs/design.md`` says more, with the tests that pin each point):
 
 - ``cosine``: inputs are L2-normalised; the distance of x to centre c is ``1 - x̂·ĉ``.
   ``squared_euclidean``: ``‖x‖² - 2x·c + ‖c‖²`` (clamped at 0 against round-off).
@@ -21,6 +21,8 @@ Where we differ from TensorFlow's op, on purpose:
   and the number of such centres is reported each step (``StepStats.empty_clusters``).
 - TF's mini-batch op reads the counts unordered with its own ``scatter_add`` on them (a race:
   the rate is sometimes ``1/(n_j + 2k_j)``). Here the documented ``1/(n_j + k_j)`` always holds.
+- Restarts (``n_init``, as scikit-learn's and faiss's ``nredo``): restart i uses seed
+  ``seed + i`` and the one with the lowest final inertia on the training rows is kept.
 
 Randomness is stateless, derived from ``seed``: the same seed, data and settings give the same
 centres on the same device run after run.
@@ -36,10 +38,9 @@ from pathlib import Path
 
 import numpy as np
 
+from kmeans_exp import options
+from kmeans_exp.errors import ConfigError
 from kmeans_exp.tf_import import tf
-
-DISTANCE_METRICS = ("cosine", "squared_euclidean")
-INITS = ("random", "kmeans_plus_plus")
 
 # Salts that keep the random streams of initialisation and batch sampling apart.
 _INIT_SALT = 0
@@ -50,12 +51,17 @@ _INDEX_SHUFFLE_PAD = 498247692  # the constant tf.random.experimental.index_shuf
 
 @dataclass(frozen=True)
 class StepStats:
-    """What one training step measured."""
+    """What one training step measured.
+
+    ``seconds`` is the wall time of the compiled call that ran this step divided by the steps
+    it ran: exact for whole-set steps (one per call), a chunk's average for sampled batches.
+    """
 
     step: int
     avg_distance: float
     empty_clusters: int
     seconds: float
+    restart: int = 0
 
 
 class KMeans(tf.Module):
@@ -69,12 +75,15 @@ class KMeans(tf.Module):
     use_mini_batch : False for full-batch Lloyd steps, True for TF's count-based mini-batch rule.
     batch_size : points sampled (without replacement) each mini-batch step; None = every point
         each step (what the TensorFlow tutorial did). Ignored in full batch.
-    seed : seeds initialisation and batch sampling.
+    seed : seeds initialisation and batch sampling (restart i uses ``seed + i``).
+    n_init : independent restarts; ``fit`` keeps the one with the lowest training inertia.
     kmeans_plus_plus_num_retries : extra candidates drawn for each k-means++ centre (TF: 2).
 
+    Bad arguments raise ``ValueError`` (``kmeans_exp.errors.ConfigError``) naming the argument.
     Attributes set by ``fit`` end in ``_``: ``cluster_centers_``, ``history_`` (one ``StepStats``
-    per step), ``labels_`` and ``inertia_`` (nearest final centre of every training row, and the
-    sum of those distances), ``init_seconds_``.
+    per step of the kept restart), ``labels_`` and ``inertia_`` (nearest final centre of every
+    training row, and the sum of those distances), ``restart_inertia_`` (each restart's final
+    inertia), ``best_restart_`` and ``init_seconds_`` (initialisation time, all restarts).
     """
 
     def __init__(
@@ -86,28 +95,27 @@ class KMeans(tf.Module):
         use_mini_batch: bool = False,
         batch_size: int | None = None,
         seed: int = 0,
+        n_init: int = 1,
         kmeans_plus_plus_num_retries: int = 2,
         name: str | None = None,
     ) -> None:
         super().__init__(name=name)
-        if distance_metric not in DISTANCE_METRICS:
-            raise ValueError(f"distance_metric={distance_metric!r}: expected {DISTANCE_METRICS}")
-        if init not in INITS:
-            raise ValueError(f"init={init!r}: expected one of {INITS}")
-        if n_clusters < 1:
-            raise ValueError(f"n_clusters={n_clusters}: expected >= 1")
-        if batch_size is not None and batch_size < 1:
-            raise ValueError(f"batch_size={batch_size}: expected >= 1 or None")
-        if kmeans_plus_plus_num_retries < 0:
-            raise ValueError("kmeans_plus_plus_num_retries: expected >= 0")
-        self.n_clusters = int(n_clusters)
-        self.distance_metric = distance_metric
-        self.init = init
+        self.n_clusters = options.at_least("n_clusters", n_clusters, 1, "the number of clusters")
+        self.distance_metric = options.choice(
+            "distance_metric", distance_metric, options.DistanceMetric
+        ).value
+        self.init = options.choice("init", init, options.Init).value
         self.use_mini_batch = bool(use_mini_batch)
-        self.batch_size = batch_size
-        self.seed = int(seed)
-        self.kmeans_plus_plus_num_retries = int(kmeans_plus_plus_num_retries)
+        self.batch_size = options.batch_size("batch_size", batch_size)
+        self.seed = options.at_least("seed", seed, 0)
+        self.n_init = options.at_least("n_init", n_init, 1, "the number of restarts")
+        self.kmeans_plus_plus_num_retries = options.at_least(
+            "kmeans_plus_plus_num_retries", kmeans_plus_plus_num_retries, 0
+        )
+        self._active_seed = self.seed  # the seed of the restart being trained
         self.history_: list[StepStats] = []
+        self.restart_inertia_: list[float] = []
+        self.best_restart_ = 0
         self._centers: tf.Variable | None = None
         self._counts: tf.Variable | None = None
         self.init_seconds_ = 0.0
@@ -129,7 +137,9 @@ class KMeans(tf.Module):
 
     def initialize(self, x: np.ndarray, initial_centers: np.ndarray | None = None) -> KMeans:
         """Choose the initial centres (or take ``initial_centers``) and reset the counts."""
-        return self._initialize(self._prepare(x), initial_centers)
+        xs = self._prepare(x)
+        options.fits_rows(self.n_clusters, None, xs.shape[0], "n_clusters")
+        return self._initialize(xs, initial_centers)
 
     def _initialize(self, xs: tf.Tensor, initial_centers: np.ndarray | None) -> KMeans:
         if initial_centers is not None:
@@ -178,32 +188,56 @@ class KMeans(tf.Module):
         initial_centers: np.ndarray | None = None,
         callback: Callable[[StepStats], None] | None = None,
     ) -> KMeans:
-        """Initialise, then run ``steps`` training steps; ``callback`` sees every step's stats."""
-        if steps < 1:
-            raise ValueError(f"steps={steps}: expected >= 1")
+        """Initialise, then run ``steps`` training steps, ``n_init`` times; keep the best restart.
+
+        ``callback`` sees every step's stats, of every restart (``StepStats.restart``).
+        Restarts share one compiled program: after the first, only their steps cost.
+        """
+        options.at_least("steps", steps, 1)
+        if initial_centers is not None and self.n_init > 1:
+            raise ConfigError(
+                f"n_init={self.n_init}: explicit initial_centers allow one run only (n_init=1)"
+            )
         xs = self._prepare(x)
-        start = time.perf_counter()
-        self._initialize(xs, initial_centers)
-        self.init_seconds_ = time.perf_counter() - start
+        options.fits_rows(self.n_clusters, self.batch_size, xs.shape[0], "n_clusters")
         sq_norms = tf.reduce_sum(tf.square(xs), axis=1)
         per_call = self.steps_per_call(xs.shape[0])
-        done = 0
-        while done < steps:
-            count = min(per_call, steps - done)
-            for stats in self._run_steps(xs, sq_norms, count, per_call):
-                if callback is not None:
-                    callback(stats)
-            done += count
-        labels, distances = _nearest(xs, sq_norms, self._assignment_centers(), self.distance_metric)
-        self.labels_ = labels.numpy()
-        self.inertia_ = float(np.sum(distances.numpy(), dtype=np.float64))
+        self.init_seconds_ = 0.0
+        self.restart_inertia_ = []
+        best: tuple[float, np.ndarray, np.ndarray, list[StepStats], np.ndarray] | None = None
+        for restart in range(self.n_init):
+            self._active_seed = self.seed + restart
+            start = time.perf_counter()
+            self._initialize(xs, initial_centers)
+            self.init_seconds_ += time.perf_counter() - start
+            done = 0
+            while done < steps:
+                count = min(per_call, steps - done)
+                for stats in self._run_steps(xs, sq_norms, count, per_call, restart):
+                    if callback is not None:
+                        callback(stats)
+                done += count
+            labels, distances = _nearest(
+                xs, sq_norms, self._assignment_centers(), self.distance_metric
+            )
+            inertia = float(np.sum(distances.numpy(), dtype=np.float64))
+            self.restart_inertia_.append(inertia)
+            if best is None or inertia < best[0]:
+                state = (self._centers.numpy(), self._counts.numpy())
+                best = (inertia, *state, self.history_, labels.numpy())
+        self._active_seed = self.seed
+        self.inertia_, centers, counts, self.history_, self.labels_ = best
+        self.best_restart_ = self.restart_inertia_.index(self.inertia_)
+        if self.n_init > 1:
+            self._centers.assign(centers)
+            self._counts.assign(counts)
         return self
 
     def steps_per_call(self, n: int) -> int:
         """Steps run by one compiled call: 1 for whole-set steps, more for small batches.
 
-        A mini-batch step of 1,024 rows takes well under a millisecond; running ~64k rows' worth
-        of steps per call keeps TensorFlow's per-call overhead out of the step time.
+        Each call costs TensorFlow some fixed overhead, so sampled batches run about 64k rows'
+        worth of steps per call (256 steps at most); a whole-set step is its own call.
         """
         if not self._samples_batches(n):
             return 1
@@ -213,13 +247,13 @@ class KMeans(tf.Module):
         """Rows of mini-batch ``step`` (0-based): distinct, uniform, reproducible; None = all."""
         if not self._samples_batches(n):
             return None
-        return self._chunk_indices(step, 1, n)[0]
+        return self._chunk_indices(step, 1, n, self.seed)[0]
 
     def _samples_batches(self, n: int) -> bool:
         """Whether a step uses a sampled batch of ``n`` rows rather than all of them."""
         return self.use_mini_batch and self.batch_size is not None and self.batch_size < n
 
-    def _chunk_indices(self, first_step: int, count: int, n: int) -> tf.Tensor:
+    def _chunk_indices(self, first_step: int, count: int, n: int, seed: int) -> tf.Tensor:
         """(count, batch_size) row indices for steps ``first_step`` ... (stateless per step)."""
         size = self.batch_size
         steps = tf.range(first_step, first_step + count, dtype=tf.int64)
@@ -229,7 +263,7 @@ class KMeans(tf.Module):
         seeds = tf.stack(
             [
                 tf.fill([count * size], tf.constant(_INDEX_SHUFFLE_PAD, tf.int64)),
-                tf.fill([count * size], tf.constant(self.seed, tf.int64)),
+                tf.fill([count * size], tf.constant(seed, tf.int64)),
                 step_seeds,
             ],
             axis=1,
@@ -241,14 +275,14 @@ class KMeans(tf.Module):
         return tf.reshape(rows, [count, size])
 
     def _run_steps(
-        self, xs: tf.Tensor, sq_norms: tf.Tensor, count: int, per_call: int
+        self, xs: tf.Tensor, sq_norms: tf.Tensor, count: int, per_call: int, restart: int
     ) -> list[StepStats]:
         """``count`` (<= ``per_call``) training steps in one compiled call."""
         first = int(self._step.numpy())
         start = time.perf_counter()
         indices = None
         if self._samples_batches(xs.shape[0]):
-            indices = self._chunk_indices(first, count, xs.shape[0])
+            indices = self._chunk_indices(first, count, xs.shape[0], self._active_seed)
             indices = tf.pad(indices, [[0, per_call - count], [0, 0]])  # one compiled shape
         avg, empty = _train_loop(
             self._centers,
@@ -264,7 +298,8 @@ class KMeans(tf.Module):
         avg, empty = avg.numpy(), empty.numpy()
         seconds = (time.perf_counter() - start) / count
         stats = [
-            StepStats(first + i + 1, float(avg[i]), int(empty[i]), seconds) for i in range(count)
+            StepStats(first + i + 1, float(avg[i]), int(empty[i]), seconds, restart)
+            for i in range(count)
         ]
         self.history_.extend(stats)
         return stats
@@ -306,6 +341,7 @@ class KMeans(tf.Module):
             use_mini_batch=self.use_mini_batch,
             batch_size=-1 if self.batch_size is None else self.batch_size,
             seed=self.seed,
+            n_init=self.n_init,
             kmeans_plus_plus_num_retries=self.kmeans_plus_plus_num_retries,
         )
         return path if path.suffix == ".npz" else path.with_suffix(path.suffix + ".npz")
@@ -322,6 +358,7 @@ class KMeans(tf.Module):
                 use_mini_batch=bool(f["use_mini_batch"]),
                 batch_size=None if batch_size < 0 else batch_size,
                 seed=int(f["seed"]),
+                n_init=int(f["n_init"]) if "n_init" in f.files else 1,
                 kmeans_plus_plus_num_retries=int(f["kmeans_plus_plus_num_retries"]),
             )
             model._centers = tf.Variable(f["centers"], trainable=False, name="centers")
@@ -332,7 +369,7 @@ class KMeans(tf.Module):
     # ------------------------------------------------------------------ internals
 
     def _seed_tensor(self, salt: int) -> tf.Tensor:
-        return tf.constant([self.seed, salt], tf.int64)
+        return tf.constant([self._active_seed, salt], tf.int64)
 
     def _require_centers(self) -> tf.Variable:
         if self._centers is None:

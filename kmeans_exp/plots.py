@@ -84,10 +84,7 @@ def sweep_summary(
             ys = [r.get(metric, float("nan")) for r in members]
             label = metric + (f" ({suffix})" if suffix else "")
             ax.plot(xs, ys, marker="o", label=label)
-    if numeric and len({float(r[x_key]) for r in rows}) > 2:
-        values = sorted({float(r[x_key]) for r in rows})
-        if values[0] > 0 and values[-1] / values[0] >= 10:
-            ax.set_xscale("log")
+    _log_x_if_wide(ax, [float(r[x_key]) for r in rows] if numeric else [])
     ax.set_xlabel(x_key)
     ax.set_ylabel("accuracy")
     ax.grid(True, alpha=0.3)
@@ -103,3 +100,81 @@ def _is_number(value: object) -> bool:
     except (TypeError, ValueError):
         return False
     return True
+
+
+def sweep_groups(groups: Sequence[dict], x_key: str) -> Figure:
+    """Seed-group means with error bars (one standard deviation) against ``x_key``."""
+    metrics = ("val_accuracy", "test_accuracy", "test_nmi", "test_matched_accuracy")
+    numeric = all(_is_number(g.get(x_key)) for g in groups)
+    ordered = sorted(groups, key=lambda g: float(g[x_key]) if numeric else str(g[x_key]))
+    xs = [float(g[x_key]) if numeric else str(g[x_key]) for g in ordered]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for metric in metrics:
+        means = [_nan(g[f"{metric}_mean"]) for g in ordered]
+        stds = [_nan(g[f"{metric}_std"], 0.0) for g in ordered]
+        ax.errorbar(xs, means, yerr=stds, marker="o", capsize=3, label=metric)
+    _log_x_if_wide(ax, xs if numeric else [])
+    ax.set_xlabel(x_key)
+    ax.set_ylabel("mean over seeds (± 1 std)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7)
+    n = sorted({g["n"] for g in groups})
+    ax.set_title(f"Seed repeats against {x_key} (n = {', '.join(map(str, n))} per point)")
+    fig.tight_layout()
+    return fig
+
+
+def k_selection(rows: Sequence[dict], swept_keys: Sequence[str]) -> Figure:
+    """Inertia (the elbow), val NMI, majority val accuracy and silhouette against k.
+
+    Means with error bars over the seeds when seeds are swept; one line per combination of the
+    other swept keys.
+    """
+    from kmeans_exp import summary
+
+    panels = (
+        ("inertia", "inertia (elbow)"),
+        ("val_nmi", "validation NMI"),
+        ("val_accuracy", "validation accuracy (majority)"),
+        ("silhouette", "silhouette (training sample)"),
+    )
+    others = [k for k in swept_keys if k not in ("k", summary.SEED_KEY)]
+    lines: dict[tuple, list[dict]] = {}
+    for row in rows:
+        lines.setdefault(tuple(row.get(k) for k in others), []).append(row)
+    fig, axes = plt.subplots(2, 2, figsize=(9, 6.5))
+    for ax, (metric, title) in zip(axes.flat, panels, strict=True):
+        for values, members in lines.items():
+            stats = summary.by_k(members, [metric])
+            ks = [k for k in stats if metric in stats[k]]
+            label = ", ".join(f"{k}={v}" for k, v in zip(others, values, strict=True)) or None
+            ax.errorbar(
+                ks,
+                [stats[k][metric][0] for k in ks],
+                yerr=[stats[k][metric][1] for k in ks],
+                marker="o",
+                capsize=3,
+                label=label,
+            )
+        _log_x_if_wide(ax, [float(r["k"]) for r in rows])
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("k")
+        ax.grid(True, alpha=0.3)
+        if others:
+            ax.legend(fontsize=6)
+    suggested = summary.suggested_k(rows)
+    note = f" (suggested k = {suggested}: highest silhouette)" if suggested is not None else ""
+    fig.suptitle("Choosing k" + note, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def _nan(value: float | None, default: float = float("nan")) -> float:
+    return default if value is None else value
+
+
+def _log_x_if_wide(ax, xs: Sequence[float]) -> None:
+    """A log x axis when the values span a factor of 10 or more."""
+    values = sorted(set(xs))
+    if len(values) > 2 and values[0] > 0 and values[-1] / values[0] >= 10:
+        ax.set_xscale("log")

@@ -59,28 +59,8 @@ def tf_legacy_train(
     batches: list[np.ndarray],
     threads: int = 1,
 ) -> tuple[np.ndarray, list[float]]:
-    """Run ``clustering_ops.KMeans`` in a tf.compat.v1 graph; return centres and step scores."""
-    import tensorflow as tf
-    from tensorflow.python.ops import clustering_ops
+    """TF's legacy op (``kmeans_exp.legacy_op``): its final centres and step scores."""
+    from kmeans_exp.legacy_op import legacy_train
 
-    graph = tf.Graph()
-    with graph.as_default():
-        inputs = tf.compat.v1.placeholder(tf.float32, shape=[None, x.shape[1]])
-        km = clustering_ops.KMeans(
-            inputs,
-            len(initial_centers),
-            initial_clusters=initial_centers,
-            distance_metric=metric,
-            use_mini_batch=use_mini_batch,
-        )
-        _, _, scores, _, init_op, train_op = km.training_graph()
-        avg = tf.reduce_mean(scores[0])
-        centers_var = next(v for v in tf.compat.v1.global_variables() if v.op.name == "clusters")
-        config = tf.compat.v1.ConfigProto(
-            inter_op_parallelism_threads=threads, intra_op_parallelism_threads=threads
-        )
-        with tf.compat.v1.Session(graph=graph, config=config) as sess:
-            sess.run(tf.compat.v1.global_variables_initializer(), feed_dict={inputs: x})
-            sess.run(init_op, feed_dict={inputs: x})
-            history = [float(sess.run([avg, train_op], feed_dict={inputs: b})[0]) for b in batches]
-            return sess.run(centers_var), history
+    run = legacy_train(x, initial_centers, metric, use_mini_batch, batches, threads)
+    return run.centers, run.avg_distances

@@ -1,58 +1,33 @@
-"""MLflow: the tracking store, one run's life cycle, and the sweep hand-off. No TensorFlow here.
+"""The tracking store: which one, whether it answers, and the experiment in it.
 
 The store is MLflow's own default (``sqlite:///mlflow.db`` in the working directory) unless
 ``tracking.uri`` or ``MLFLOW_TRACKING_URI`` names another, an HTTP server included. It is checked
 before any work starts, so a dead server or an unwritable directory fails in seconds, not after
-training. A run always ends FINISHED, FAILED or KILLED (Ctrl-C or SIGTERM), never RUNNING.
+training.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import signal
 import subprocess
-import threading
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlparse
 
 from kmeans_exp.errors import TrackingError
 
 DEFAULT_URI = "sqlite:///mlflow.db"  # MLflow 3's own default store
-SWEEP_ENV = "KMEANS_EXP_SWEEP"  # JSON hand-off from the multirun callback to every job
 CONNECT_TIMEOUT_S = 10.0
 
 
 @dataclass(frozen=True)
-class SweepContext:
-    """What a sweep's jobs need from the parent: where to log and under which run."""
+class Store:
+    """A checked tracking store and the id of the experiment runs go to."""
 
-    tracking_uri: str
+    uri: str
     experiment_id: str
-    parent_run_id: str
-    swept_keys: list[str]
-
-    def to_env(self) -> str:
-        return json.dumps(asdict(self))
-
-    @classmethod
-    def from_env(cls) -> SweepContext | None:
-        raw = os.environ.get(SWEEP_ENV)
-        if not raw:
-            return None
-        try:
-            return cls(**json.loads(raw))
-        except (TypeError, ValueError) as e:
-            raise TrackingError(
-                f"{SWEEP_ENV}: not a sweep hand-off from kmeans_exp ({e})"
-            ) from None
 
 
 def resolve_uri(configured: str | None) -> str:
@@ -95,6 +70,12 @@ def use_store(uri: str) -> None:
     mlflow.set_tracking_uri(uri)
 
 
+def open_store(configured_uri: str | None, experiment_name: str) -> Store:
+    """Resolve, check and prepare the store; create the experiment if it is new."""
+    uri = resolve_uri(configured_uri)
+    return Store(uri, setup_experiment(uri, experiment_name))
+
+
 def setup_experiment(uri: str, experiment_name: str) -> str:
     """Point MLflow at ``uri`` (creating its schema once) and return the experiment's id."""
     import mlflow
@@ -115,86 +96,6 @@ def setup_experiment(uri: str, experiment_name: str) -> str:
     except MlflowException as e:
         first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise TrackingError(f"tracking URI {uri}: {first_line}") from None
-
-
-class StepMetrics:
-    """Per-step metrics written with ``log_batch`` at most every ``interval_s``, and on ``flush``.
-
-    A thousand steps cost a few writes instead of a thousand, and nothing waits on a queue:
-    ``flush`` (called when training ends, however it ends) writes what is pending.
-    """
-
-    def __init__(self, run_id: str, interval_s: float = 1.0) -> None:
-        import mlflow
-
-        self._client = mlflow.MlflowClient()
-        self._run_id = run_id
-        self._interval_s = interval_s
-        self._pending: list[Any] = []
-        self._last_flush = time.monotonic()
-
-    def log(self, key: str, value: float, step: int) -> None:
-        from mlflow.entities import Metric
-
-        self._pending.append(Metric(key, value, int(time.time() * 1000), step))
-        if time.monotonic() - self._last_flush >= self._interval_s:
-            self.flush()
-
-    def flush(self) -> None:
-        while self._pending:
-            chunk, self._pending = self._pending[:1000], self._pending[1000:]  # MLflow's limit
-            self._client.log_batch(self._run_id, metrics=chunk)
-        self._last_flush = time.monotonic()
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, handled like Ctrl-C so the run ends KILLED with what it logged so far."""
-
-
-def raise_terminated(signum: int, frame: Any) -> None:
-    """A SIGTERM handler: stop the way Ctrl-C stops."""
-    raise Terminated(f"received signal {signum}")
-
-
-@contextmanager
-def mlflow_run(
-    experiment_id: str,
-    run_name: str,
-    parent_run_id: str | None = None,
-    tags: dict[str, str] | None = None,
-) -> Iterator[Any]:
-    """An active MLflow run that ends FINISHED, FAILED (exception) or KILLED (Ctrl-C, SIGTERM)."""
-    import mlflow
-
-    run = mlflow.start_run(
-        experiment_id=experiment_id, run_name=run_name, parent_run_id=parent_run_id, tags=tags
-    )
-    in_main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, raise_terminated) if in_main_thread else None
-    status = "FAILED"
-    try:
-        yield run
-        status = "FINISHED"
-    except KeyboardInterrupt:
-        status = "KILLED"
-        raise
-    finally:
-        if in_main_thread:
-            signal.signal(signal.SIGTERM, previous)
-        mlflow.end_run(status)
-
-
-def record_failed_job(sweep: SweepContext, run_name: str, error: str) -> None:
-    """A sweep job that failed before its run began still shows, FAILED, under the parent."""
-    import mlflow
-
-    client = mlflow.MlflowClient(sweep.tracking_uri)
-    run = client.create_run(
-        sweep.experiment_id,
-        run_name=run_name,
-        tags={"mlflow.parentRunId": sweep.parent_run_id, "error": error[:5000]},
-    )
-    client.set_terminated(run.info.run_id, "FAILED")
 
 
 def git_commit(path: Path) -> str | None:

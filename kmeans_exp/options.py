@@ -1,0 +1,72 @@
+"""The allowed values and ranges of every setting, in one place (NumPy- and TensorFlow-free).
+
+The config schema types its fields with these enums and calls these checks in ``__post_init__``;
+the engine and the data loaders call the same checks on their arguments, so a value is accepted
+or refused with the same one-line message whichever door it comes through. ``ConfigError`` is a
+``ValueError``, so callers of the engine can catch either.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import TypeVar
+
+from kmeans_exp.errors import ConfigError
+
+E = TypeVar("E", bound=Enum)
+
+
+class DistanceMetric(Enum):
+    cosine = "cosine"
+    squared_euclidean = "squared_euclidean"
+
+
+class Init(Enum):
+    random = "random"
+    kmeans_plus_plus = "kmeans_plus_plus"
+
+
+class DataSource(Enum):
+    bundled = "bundled"
+    idx = "idx"
+    npz = "npz"
+    download = "download"
+
+
+def choice(key: str, value: str | E, options: type[E]) -> E:
+    """``value`` as a member of ``options`` (an enum), or a ``ConfigError`` naming the key."""
+    if isinstance(value, options):
+        return value
+    try:
+        return options(value)
+    except ValueError:
+        allowed = ", ".join(member.value for member in options)
+        raise ConfigError(f"{key}={value}: expected one of {allowed}") from None
+
+
+def at_least(key: str, value: int, minimum: int, meaning: str = "") -> int:
+    """An integer ``>= minimum``; ``meaning`` says what the key is, in the error message."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        suffix = f" ({meaning})" if meaning else ""
+        raise ConfigError(f"{key}={value}: expected an integer >= {minimum}{suffix}")
+    return value
+
+
+def batch_size(key: str, value: int | None) -> int | None:
+    """A positive batch size, or None for the whole training set."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise ConfigError(
+            f"{key}={value}: expected an integer >= 1, or null for the whole training set"
+        )
+    return value
+
+
+def fits_rows(k: int, batch: int | None, n_rows: int, k_key: str = "k") -> None:
+    """Refuse more clusters, or a larger batch, than there are training rows."""
+    if k > n_rows:
+        raise ConfigError(f"{k_key}={k}: more clusters than the {n_rows} training images")
+    if batch is not None and batch > n_rows:
+        raise ConfigError(
+            f"batch_size={batch}: larger than the {n_rows} training images "
+            "(use null for the whole training set)"
+        )

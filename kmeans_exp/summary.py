@@ -1,0 +1,127 @@
+"""A sweep's results as tables: one row per job, repeats over seeds grouped, the best, a k.
+
+Pure Python and NumPy, fed with plain dicts (one per job: its swept values, metrics, status and
+run id), so the sweep's parent run and the terminal report compute exactly the same numbers.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+SEED_KEY = "seed"
+# What every job row carries from its child run, and what the seed groups average.
+SUMMARY_METRICS = (
+    "val_accuracy",
+    "test_accuracy",
+    "val_nmi",
+    "test_nmi",
+    "test_ari",
+    "test_matched_accuracy",
+    "inertia",
+    "silhouette",
+    "train_seconds",
+)
+GROUP_METRICS = (
+    "val_accuracy",
+    "test_accuracy",
+    "val_nmi",
+    "test_nmi",
+    "test_ari",
+    "test_matched_accuracy",
+    "inertia",
+    "train_seconds",
+)
+SELECTION_SCORE = "val_accuracy"  # what "best" maximises: never a test score
+
+
+def finished(rows: Iterable[dict]) -> list[dict]:
+    """The rows of jobs that ended FINISHED with a validation score."""
+    return [r for r in rows if r["status"] == "FINISHED" and _number(r.get(SELECTION_SCORE))]
+
+
+def group_by_seed(rows: Sequence[dict], swept_keys: Sequence[str]) -> list[dict]:
+    """One row per combination of the swept keys other than ``seed``, over finished jobs.
+
+    Each group row has those keys' values, ``n`` (its finished jobs) and, for every metric in
+    ``GROUP_METRICS``, ``<metric>_mean`` and ``<metric>_std`` (sample standard deviation,
+    ``ddof=1``; None for a single job), plus the ``run_ids`` of its members.
+    """
+    keys = [k for k in swept_keys if k != SEED_KEY]
+    groups: dict[tuple, list[dict]] = {}
+    for row in finished(rows):
+        groups.setdefault(tuple(row.get(k) for k in keys), []).append(row)
+    out = []
+    for values, members in sorted(groups.items(), key=lambda item: _sort_key(item[0])):
+        group: dict[str, Any] = dict(zip(keys, values, strict=True))
+        group["n"] = len(members)
+        for metric in GROUP_METRICS:
+            series = [r[metric] for r in members if _number(r.get(metric))]
+            group[f"{metric}_mean"] = float(np.mean(series)) if series else None
+            group[f"{metric}_std"] = float(np.std(series, ddof=1)) if len(series) > 1 else None
+        group["run_ids"] = [r["run_id"] for r in members]
+        out.append(group)
+    return out
+
+
+def group_name(group: dict, swept_keys: Sequence[str]) -> str:
+    """``k=50 distance_metric=cosine``: the group's swept values other than the seed."""
+    return " ".join(f"{k}={group[k]}" for k in swept_keys if k != SEED_KEY) or "all"
+
+
+def best_row(rows: Sequence[dict]) -> dict | None:
+    """The finished job with the highest validation score."""
+    done = finished(rows)
+    return max(done, key=lambda r: r[SELECTION_SCORE]) if done else None
+
+
+def best_group(groups: Sequence[dict]) -> dict | None:
+    """The seed group with the highest mean validation score."""
+    scored = [g for g in groups if _number(g.get(f"{SELECTION_SCORE}_mean"))]
+    return max(scored, key=lambda g: g[f"{SELECTION_SCORE}_mean"]) if scored else None
+
+
+def by_k(rows: Sequence[dict], metrics: Sequence[str]) -> dict[int, dict[str, tuple]]:
+    """For each swept k: (mean, std) of each metric over its finished jobs (std 0 for one)."""
+    per_k: dict[int, list[dict]] = {}
+    for row in finished(rows):
+        per_k.setdefault(int(row["k"]), []).append(row)
+    out: dict[int, dict[str, tuple]] = {}
+    for k in sorted(per_k):
+        out[k] = {}
+        for metric in metrics:
+            series = [r[metric] for r in per_k[k] if _number(r.get(metric))]
+            if series:
+                std = float(np.std(series, ddof=1)) if len(series) > 1 else 0.0
+                out[k][metric] = (float(np.mean(series)), std)
+    return out
+
+
+def suggested_k(rows: Sequence[dict]) -> int | None:
+    """The k with the highest mean silhouette over its finished jobs (ties: the smaller k).
+
+    The silhouette uses no labels, so this is the choice a user without labels would make; the
+    labelled scores (NMI, accuracy) then say how good that choice was.
+    """
+    scores = {k: v["silhouette"][0] for k, v in by_k(rows, ["silhouette"]).items() if v}
+    if not scores:
+        return None
+    return max(sorted(scores), key=lambda k: scores[k])
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not math.isnan(value)
+
+
+def _sort_key(values: tuple) -> tuple:
+    """Numbers in numeric order, before any text."""
+    out = []
+    for v in values:
+        try:
+            out.append((0, float(v), ""))
+        except (TypeError, ValueError):
+            out.append((1, 0.0, str(v)))
+    return tuple(out)

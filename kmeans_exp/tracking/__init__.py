@@ -1,0 +1,58 @@
+"""MLflow, and only here: the store, each experiment's run, and a sweep's parent run.
+
+Nothing else in kmeans_exp imports ``mlflow``; nothing here imports TensorFlow. ``mlflow`` itself
+is imported inside the functions that need it, so that ``--help``, config errors and runs with
+``tracking.enabled=false`` never pay for it.
+"""
+
+from kmeans_exp.tracking.run import (
+    ExperimentRun,
+    StepMetrics,
+    Terminated,
+    experiment_run,
+    mlflow_run,
+    raise_terminated,
+)
+from kmeans_exp.tracking.store import (
+    DEFAULT_URI,
+    Store,
+    check_store,
+    git_commit,
+    open_store,
+    resolve_uri,
+    run_url,
+    setup_experiment,
+    use_store,
+)
+from kmeans_exp.tracking.sweep import (
+    SWEEP_ENV,
+    SweepContext,
+    close_parent,
+    open_parent,
+    record_failed_job,
+    swept_tags,
+)
+
+__all__ = [
+    "DEFAULT_URI",
+    "SWEEP_ENV",
+    "ExperimentRun",
+    "StepMetrics",
+    "Store",
+    "SweepContext",
+    "Terminated",
+    "check_store",
+    "close_parent",
+    "experiment_run",
+    "git_commit",
+    "mlflow_run",
+    "open_parent",
+    "open_store",
+    "raise_terminated",
+    "record_failed_job",
+    "resolve_uri",
+    "run_url",
+    "setup_experiment",
+    "swept_tags",
+    "use_store",
+]

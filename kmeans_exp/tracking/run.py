@@ -1,0 +1,256 @@
+"""One experiment's MLflow run: its life cycle and everything logged to it. No TensorFlow here.
+
+A run always ends FINISHED, FAILED (an exception) or KILLED (Ctrl-C or SIGTERM), never RUNNING.
+``experiment_run`` yields an ``ExperimentRun`` whose methods log params, per-step metrics, the
+data sets, the config, scores, figures and the model; with tracking off it yields one whose
+methods do nothing, so the runner has a single code path.
+"""
+
+from __future__ import annotations
+
+import functools
+import signal
+import tempfile
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kmeans_exp.tracking.store import Store
+
+PYFUNC_MODEL_FILE = Path(__file__).resolve().parent.parent / "pyfunc_model.py"
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C so the run ends KILLED with what it logged so far."""
+
+
+def raise_terminated(signum: int, frame: Any) -> None:
+    """A SIGTERM handler: stop the way Ctrl-C stops."""
+    raise Terminated(f"received signal {signum}")
+
+
+@contextmanager
+def mlflow_run(
+    experiment_id: str,
+    run_name: str,
+    parent_run_id: str | None = None,
+    tags: dict[str, str] | None = None,
+) -> Iterator[Any]:
+    """An active MLflow run that ends FINISHED, FAILED (exception) or KILLED (Ctrl-C, SIGTERM)."""
+    import mlflow
+
+    run = mlflow.start_run(
+        experiment_id=experiment_id, run_name=run_name, parent_run_id=parent_run_id, tags=tags
+    )
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, raise_terminated) if in_main_thread else None
+    status = "FAILED"
+    try:
+        yield run
+        status = "FINISHED"
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
+        mlflow.end_run(status)
+
+
+class StepMetrics:
+    """Per-step metrics written with ``log_batch`` at most every ``interval_s``, and on ``flush``.
+
+    A thousand steps cost a few writes instead of a thousand, and nothing waits on a queue:
+    ``flush`` (called when training ends, however it ends) writes what is pending.
+    """
+
+    def __init__(self, run_id: str, interval_s: float = 1.0) -> None:
+        import mlflow
+
+        self._client = mlflow.MlflowClient()
+        self._run_id = run_id
+        self._interval_s = interval_s
+        self._pending: list[Any] = []
+        self._last_flush = time.monotonic()
+
+    def log(self, key: str, value: float, step: int) -> None:
+        from mlflow.entities import Metric
+
+        self._pending.append(Metric(key, value, int(time.time() * 1000), step))
+        if time.monotonic() - self._last_flush >= self._interval_s:
+            self.flush()
+
+    def flush(self) -> None:
+        while self._pending:
+            chunk, self._pending = self._pending[:1000], self._pending[1000:]  # MLflow's limit
+            self._client.log_batch(self._run_id, metrics=chunk)
+        self._last_flush = time.monotonic()
+
+
+def _tracked(method: Callable) -> Callable:
+    """Run ``method`` only when there is an MLflow run (tracking on)."""
+
+    @functools.wraps(method)
+    def wrapper(self: ExperimentRun, *args: Any, **kwargs: Any) -> Any:
+        if self.run_id is None:
+            return None
+        return method(self, *args, **kwargs)
+
+    return wrapper
+
+
+class ExperimentRun:
+    """What the runner logs, and where: the active MLflow run, or nowhere (``run_id`` None)."""
+
+    def __init__(self, run_id: str | None) -> None:
+        self.run_id = run_id
+        self._steps = StepMetrics(run_id) if run_id else None
+
+    @_tracked
+    def log_params(self, params: dict[str, str]) -> None:
+        import mlflow
+
+        mlflow.log_params(params)
+
+    @_tracked
+    def log_step(self, key: str, value: float, step: int) -> None:
+        self._steps.log(key, value, step)
+
+    @_tracked
+    def flush_steps(self) -> None:
+        self._steps.flush()
+
+    @_tracked
+    def log_metrics(self, metrics: dict[str, float]) -> None:
+        import mlflow
+
+        mlflow.log_metrics(metrics)
+
+    @_tracked
+    def log_history(self, key: str, values: list[float]) -> None:
+        """A whole series at once, steps 1, 2, ... (e.g. the kept restart's avg_distance)."""
+        for step, value in enumerate(values, start=1):
+            self._steps.log(key, value, step)
+        self._steps.flush()
+
+    @_tracked
+    def log_restarts(self, inertias: list[float], best: int) -> None:
+        """Each restart's final inertia (``restart_inertia`` at step i) and the one kept."""
+        for i, inertia in enumerate(inertias):
+            self._steps.log("restart_inertia", inertia, i)
+        self._steps.log("best_restart", best, 0)
+        self._steps.flush()
+
+    @_tracked
+    def log_config(self, hydra_dir: Path | None, config: dict[str, Any]) -> None:
+        """Hydra's ``.hydra`` folder as ``hydra/``; without Hydra, the config as ``config.yaml``."""
+        import mlflow
+
+        if hydra_dir is not None:
+            mlflow.log_artifacts(str(hydra_dir), "hydra")
+        else:
+            mlflow.log_dict(config, "config.yaml")
+
+    @_tracked
+    def log_datasets(self, splits: Any, contexts: tuple[str, ...] = ("train", "validation", "test")):
+        """The splits (a ``kmeans_exp.data.Splits``) as MLflow dataset inputs of the run."""
+        import mlflow
+        from mlflow.exceptions import MlflowException
+
+        raw = splits.raw
+        arrays = {
+            "train": (splits.x_train, splits.y_train),
+            "validation": (splits.x_val, splits.y_val),
+            "test": (splits.x_test, splits.y_test),
+        }
+        for context in contexts:
+            x, y = arrays[context]
+            if not len(x):
+                continue
+            with warnings.catch_warnings():  # MLflow 3.17 registers the local source twice
+                warnings.filterwarnings("ignore", "The specified dataset source can be interpreted")
+                dataset = mlflow.data.from_numpy(
+                    x, targets=y, source=raw.location, name=f"{raw.name}-{context}"
+                )
+            try:
+                mlflow.log_input(dataset, context=context)
+            except MlflowException:
+                # Parallel sweep jobs register the same dataset at once, and MLflow's
+                # check-then-insert can lose that race (IntegrityError); by now it exists.
+                time.sleep(0.5)
+                mlflow.log_input(dataset, context=context)
+
+    @_tracked
+    def log_evaluation(self, evaluation: Any, centers: np.ndarray, image_shape: tuple) -> None:
+        """Per-cluster table, confusion matrix (JSON and PNG) and the centres as images."""
+        import matplotlib.pyplot as plt
+        import mlflow
+
+        from kmeans_exp import plots
+
+        clusters = evaluation.clusters
+        mlflow.log_table(clusters.table(), "clusters.json")
+        mlflow.log_dict({"confusion_matrix": evaluation.confusion.tolist()}, "confusion_matrix.json")
+        for figure, name in (
+            (
+                plots.centroid_grid(centers, clusters.labels, clusters.purity, image_shape),
+                "centroids.png",
+            ),
+            (
+                plots.confusion_matrix(evaluation.confusion, evaluation["test_accuracy"]),
+                "confusion_matrix.png",
+            ),
+        ):
+            mlflow.log_figure(figure, name)
+            plt.close(figure)
+
+    @_tracked
+    def log_model(
+        self,
+        centers: np.ndarray,
+        labels: np.ndarray,
+        distance_metric: str,
+        example: np.ndarray,
+        predictions: np.ndarray,
+    ) -> None:
+        """The classifier as a NumPy-only pyfunc model, with signature and input example."""
+        import mlflow
+        from mlflow.models import infer_signature
+
+        with tempfile.TemporaryDirectory() as tmp:
+            clusters = Path(tmp) / "clusters.npz"
+            np.savez(clusters, centers=centers, labels=labels, distance_metric=distance_metric)
+            info = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=str(PYFUNC_MODEL_FILE),
+                artifacts={"clusters": str(clusters)},
+                signature=infer_signature(example, predictions),
+                input_example=example,
+                pip_requirements=[f"mlflow=={mlflow.__version__}"],  # brings numpy; checked fast
+            )
+        mlflow.set_tag("model_uri", info.model_uri)
+
+
+@contextmanager
+def experiment_run(
+    store: Store | None,
+    run_name: str,
+    parent_run_id: str | None = None,
+    tags: dict[str, str] | None = None,
+) -> Iterator[ExperimentRun]:
+    """An ``ExperimentRun`` in ``store`` (ended as ``mlflow_run`` ends it); None: tracking off."""
+    if store is None:
+        yield ExperimentRun(None)
+        return
+    with mlflow_run(store.experiment_id, run_name, parent_run_id, tags) as active:
+        run = ExperimentRun(active.info.run_id)
+        try:
+            yield run
+        finally:  # an interrupted run keeps the steps it made
+            run.flush_steps()

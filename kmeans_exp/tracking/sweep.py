@@ -1,0 +1,185 @@
+"""A sweep's parent run in MLflow: opened before the jobs, summarised and closed after them.
+
+The jobs learn where to log, and under which parent, from one environment variable
+(``KMEANS_EXP_SWEEP``, JSON). Every child carries its swept values as tags
+(``kmeans_exp.swept.<key>``), so the summary reads them as data, whatever the run is called.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from kmeans_exp import summary
+from kmeans_exp.errors import TrackingError
+from kmeans_exp.tracking.store import Store
+
+log = logging.getLogger(__name__)
+
+SWEEP_ENV = "KMEANS_EXP_SWEEP"  # JSON hand-off from the multirun callback to every job
+SWEPT_TAG = "kmeans_exp.swept."  # + key: the value a child run sweeps
+
+
+@dataclass(frozen=True)
+class SweepContext:
+    """What a sweep's jobs need from the parent: where to log and under which run."""
+
+    tracking_uri: str
+    experiment_id: str
+    parent_run_id: str
+    swept_keys: list[str]
+
+    @property
+    def store(self) -> Store:
+        return Store(self.tracking_uri, self.experiment_id)
+
+    def to_env(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_env(cls) -> SweepContext | None:
+        raw = os.environ.get(SWEEP_ENV)
+        if not raw:
+            return None
+        try:
+            return cls(**json.loads(raw))
+        except (TypeError, ValueError) as e:
+            raise TrackingError(
+                f"{SWEEP_ENV}: not a sweep hand-off from kmeans_exp ({e})"
+            ) from None
+
+
+def swept_tags(swept: dict[str, str]) -> dict[str, str]:
+    """The tags that record a child's swept values."""
+    return {f"{SWEPT_TAG}{key}": value for key, value in swept.items()}
+
+
+def open_parent(
+    store: Store, run_name: str, tags: dict[str, str], sweep_params: dict[str, str]
+) -> SweepContext:
+    """Create the parent run (RUNNING until ``close_parent``) and log what the sweep varies."""
+    import mlflow
+
+    client = mlflow.MlflowClient(store.uri)
+    parent = client.create_run(
+        store.experiment_id, run_name=run_name, tags={**tags, "kmeans_exp.sweep": "parent"}
+    )
+    for key, values in sweep_params.items():
+        client.log_param(parent.info.run_id, f"sweep.{key}", values)
+    return SweepContext(store.uri, store.experiment_id, parent.info.run_id, list(sweep_params))
+
+
+def record_failed_job(sweep: SweepContext, run_name: str, swept: dict[str, str], error: str):
+    """A sweep job that failed before its run began still shows, FAILED, under the parent."""
+    import mlflow
+
+    client = mlflow.MlflowClient(sweep.tracking_uri)
+    tags = {"mlflow.parentRunId": sweep.parent_run_id, "error": error[:5000], **swept_tags(swept)}
+    run = client.create_run(sweep.experiment_id, run_name=run_name, tags=tags)
+    client.set_terminated(run.info.run_id, "FAILED")
+
+
+def child_rows(client: Any, sweep: SweepContext) -> list[dict]:
+    """One row per child run: swept values, summary metrics, status and run id."""
+    children = client.search_runs(
+        [sweep.experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{sweep.parent_run_id}'",
+        max_results=50_000,
+    )
+    rows = []
+    for child in children:
+        tags = child.data.tags
+        row: dict[str, Any] = {key: tags.get(SWEPT_TAG + key) for key in sweep.swept_keys}
+        row.update({m: child.data.metrics.get(m) for m in summary.SUMMARY_METRICS})
+        row.update({"status": child.info.status, "run_id": child.info.run_id})
+        rows.append(row)
+    return rows
+
+
+def close_parent(sweep: SweepContext, interrupted: bool) -> str:
+    """Summarise the children on the parent and end it: FINISHED only if every job finished.
+
+    Children still RUNNING (their worker died) are marked FAILED first.
+    """
+    import mlflow
+
+    client = mlflow.MlflowClient(sweep.tracking_uri)
+    rows = child_rows(client, sweep)
+    orphans = [r for r in rows if r["status"] == "RUNNING"]
+    for row in orphans:
+        client.set_terminated(row["run_id"], "FAILED")
+        row["status"] = "FAILED"
+    statuses = [r["status"] for r in rows]
+    failed, killed = statuses.count("FAILED"), statuses.count("KILLED")
+    _log_summary(client, sweep, rows, failed, killed)
+    if killed:
+        status = "KILLED"
+    elif failed or interrupted:
+        status = "FAILED"
+    else:
+        status = "FINISHED"
+    client.set_terminated(sweep.parent_run_id, status)
+    log.info(
+        "Sweep parent run %s %s: %d jobs, %d failed, %d killed",
+        sweep.parent_run_id,
+        status,
+        len(rows),
+        failed,
+        killed,
+    )
+    return status
+
+
+def _log_summary(client: Any, sweep: SweepContext, rows: list[dict], failed: int, killed: int):
+    import matplotlib.pyplot as plt
+
+    from kmeans_exp import plots
+
+    run_id, keys = sweep.parent_run_id, sweep.swept_keys
+    client.log_metric(run_id, "jobs", len(rows))
+    client.log_metric(run_id, "failed_jobs", failed)
+    client.log_metric(run_id, "killed_jobs", killed)
+    if not rows:
+        return
+    columns = [*keys, *summary.SUMMARY_METRICS, "status", "run_id"]
+    client.log_table(run_id, {c: [r.get(c) for r in rows] for c in columns}, "sweep_summary.json")
+    figures = []
+    plotted = summary.finished(rows)
+    if keys and plotted:
+        figures.append(
+            (
+                plots.sweep_summary(plotted, keys[0], keys[1:], ("val_accuracy", "test_accuracy")),
+                "sweep_summary.png",
+            )
+        )
+    best = summary.best_row(rows)
+    if summary.SEED_KEY in keys:
+        groups = summary.group_by_seed(rows, keys)
+        if groups:
+            table = {c: [g[c] for g in groups] for c in groups[0] if c != "run_ids"}
+            client.log_table(run_id, table, "sweep_groups.json")
+            x_keys = [k for k in keys if k != summary.SEED_KEY]
+            if x_keys:
+                figures.append((plots.sweep_groups(groups, x_keys[0]), "sweep_groups.png"))
+        top = summary.best_group(groups)
+        if top is not None:
+            members = [r for r in rows if r["run_id"] in top["run_ids"]]
+            best = summary.best_row(members)
+            client.set_tag(run_id, "best_group", summary.group_name(top, keys))
+            client.log_metric(run_id, "best_val_accuracy_mean", top["val_accuracy_mean"])
+            client.log_metric(run_id, "best_test_accuracy_mean", top["test_accuracy_mean"])
+    if best is not None:
+        client.log_metric(run_id, "best_val_accuracy", best["val_accuracy"])
+        client.log_metric(run_id, "best_test_accuracy", best["test_accuracy"])
+        client.set_tag(run_id, "best_run_id", best["run_id"])
+    if "k" in keys and plotted:
+        figures.append((plots.k_selection(plotted, keys), "k_selection.png"))
+        k = summary.suggested_k(rows)
+        if k is not None:
+            client.set_tag(run_id, "suggested_k", str(k))
+    for figure, name in figures:
+        client.log_figure(run_id, figure, name)
+        plt.close(figure)
