@@ -20,4 +20,4 @@ class TrackingError(KMeansExpError):
 
 
 class UserError(CompactHydraException):
-    """A ``KMeansExpError`` as the command line shows it: Hydra prints the one line, no traceback."""
+    """A ``KMeansExpError`` as the command line shows it: the one line, without a traceback."""

@@ -10,10 +10,6 @@ from kmeans_exp import evaluate
 from kmeans_exp.kmeans import KMeans
 
 K = 10
-# Accuracy bands from ``python benchmarks/accuracy_bands.py`` (it runs TF's legacy op and this
-# engine over seeds and prints them; see its docstring for how each band is drawn).
-TUTORIAL_BAND = (0.68, 0.75)
-DEFAULT_MEDIAN_FLOOR = 0.75
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +94,7 @@ def test_mini_batch_over_several_compiled_chunks_matches_the_count_rule(metric):
     """
     rng = np.random.default_rng(0)
     directions = rng.normal(size=(K, 20))
-    x = (np.repeat(directions, 300, axis=0) + rng.normal(scale=0.05, size=(3000, 20)))
+    x = np.repeat(directions, 300, axis=0) + rng.normal(scale=0.05, size=(3000, 20))
     x = x.astype(np.float32)
     init = x[rng.choice(len(x), K, replace=False)]
     steps = 150
@@ -265,11 +261,11 @@ def _test_accuracy(model: KMeans, mnist) -> float:
 def test_tutorial_settings_reach_the_tutorial_accuracy(mnist):
     """k=25 cosine, random init, the whole training set as the batch, 50 steps, seed 0.
 
-    Band: TUTORIAL_BAND, printed by ``python benchmarks/accuracy_bands.py``.
+    Band: ``reference.TUTORIAL_BAND``, printed by ``python benchmarks/accuracy_bands.py``.
     """
     model = KMeans(25, init="random", use_mini_batch=True, batch_size=None, seed=0)
     model.fit(mnist.x_train, 50)
-    low, high = TUTORIAL_BAND
+    low, high = reference.TUTORIAL_BAND
     assert low <= _test_accuracy(model, mnist) <= high
     assert 0.20 < model.history_[-1].avg_distance < model.history_[0].avg_distance < 0.40
 
@@ -278,7 +274,7 @@ def test_tutorial_settings_reach_the_tutorial_accuracy(mnist):
 def test_kmeans_plus_plus_default_median_accuracy(mnist):
     """Default settings (15 full-batch steps), seeds 0-4, k=25 cosine.
 
-    Floor: DEFAULT_MEDIAN_FLOOR, printed by ``python benchmarks/accuracy_bands.py``.
+    Floor: ``reference.DEFAULT_MEDIAN_FLOOR``, printed by ``python benchmarks/accuracy_bands.py``.
     """
     accs = [_test_accuracy(KMeans(25, seed=s).fit(mnist.x_train, 15), mnist) for s in range(5)]
-    assert np.median(accs) >= DEFAULT_MEDIAN_FLOOR, accs
+    assert np.median(accs) >= reference.DEFAULT_MEDIAN_FLOOR, accs

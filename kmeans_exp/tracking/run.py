@@ -158,7 +158,9 @@ class ExperimentRun:
             mlflow.log_dict(config, "config.yaml")
 
     @_tracked
-    def log_datasets(self, splits: Any, contexts: tuple[str, ...] = ("train", "validation", "test")):
+    def log_datasets(
+        self, splits: Any, contexts: tuple[str, ...] = ("train", "validation", "test")
+    ):
         """The splits (a ``kmeans_exp.data.Splits``) as MLflow dataset inputs of the run."""
         import mlflow
         from mlflow.exceptions import MlflowException
@@ -196,7 +198,9 @@ class ExperimentRun:
 
         clusters = evaluation.clusters
         mlflow.log_table(clusters.table(), "clusters.json")
-        mlflow.log_dict({"confusion_matrix": evaluation.confusion.tolist()}, "confusion_matrix.json")
+        mlflow.log_dict(
+            {"confusion_matrix": evaluation.confusion.tolist()}, "confusion_matrix.json"
+        )
         for figure, name in (
             (
                 plots.centroid_grid(centers, clusters.labels, clusters.purity, image_shape),

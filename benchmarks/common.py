@@ -1,0 +1,85 @@
+"""What every benchmark part shares: the thread count, the data, and how timings are summarised.
+
+Imported first: it pins the BLAS thread pools (``KMEANS_BENCH_THREADS``, default 2) before NumPy
+loads, so every implementation gets the same threads.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+
+THREADS = int(os.environ.get("KMEANS_BENCH_THREADS", "2"))
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, str(THREADS))
+
+import numpy as np  # noqa: E402
+
+K = 25
+QUICK_ROWS = 3000
+
+
+@dataclass(frozen=True)
+class BenchData:
+    """MNIST training and test images, raw and L2-normalised, with labels."""
+
+    x: np.ndarray
+    xn: np.ndarray
+    x_test: np.ndarray
+    xn_test: np.ndarray
+    y: np.ndarray
+    y_test: np.ndarray
+
+
+def load_data(quick: bool) -> BenchData:
+    """The bundled MNIST split as the runs use it (first 3,000 training rows when ``quick``)."""
+    from kmeans_exp import data
+
+    splits = data.split(data.load_raw("bundled", None, "mnist"), 5000)
+    rows = QUICK_ROWS if quick else len(splits.x_train)
+    x, y = splits.x_train[:rows], splits.y_train[:rows]
+    return BenchData(x, normalise(x), splits.x_test, normalise(splits.x_test), y, splits.y_test)
+
+
+def normalise(x: np.ndarray) -> np.ndarray:
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def nearest_cosine(x: np.ndarray, centers: np.ndarray) -> np.ndarray:
+    """TF's cosine assignment: the largest dot product with the L2-normalised centre."""
+    return np.argmax(x @ (centers / np.linalg.norm(centers, axis=1, keepdims=True)).T, axis=1)
+
+
+def median_spread(samples: list[float]) -> dict[str, float]:
+    arr = np.asarray(samples, dtype=np.float64)
+    return {"median": float(np.median(arr)), "min": float(arr.min()), "max": float(arr.max())}
+
+
+def majority_accuracy(train_idx, test_idx, bench: BenchData) -> float:
+    """Test accuracy with every cluster labelled by its training majority (the runs' metric)."""
+    from kmeans_exp import evaluate
+
+    labels = evaluate.label_clusters(np.asarray(train_idx), bench.y, K, 10)
+    return evaluate.accuracy(bench.y_test, labels.predict(np.asarray(test_idx)))
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def openblas_kernel_for_this_cpu() -> str:
+    """The kernel numpy's (current) OpenBLAS picked here, e.g. SkylakeX."""
+    from threadpoolctl import threadpool_info
+
+    for info in threadpool_info():
+        if info.get("internal_api") == "openblas" and "numpy" in info.get("filepath", ""):
+            return info.get("architecture") or ""
+    return ""

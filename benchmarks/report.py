@@ -1,0 +1,111 @@
+"""The benchmark's report as Markdown (the README's table) and JSON."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1e3:.1f}"
+
+
+def markdown(report: dict) -> str:
+    env = report["environment"]
+    lines = [
+        f"Measured {env['date']} on {env['cpu']} ({env['cores']} cores), {env['threads']} threads "
+        f"for every implementation; TensorFlow {env['tensorflow']} on {env['device']}; "
+        f"faiss {env['faiss']}, scikit-learn {env['sklearn']}; data {env['data']}.",
+        "",
+        "| full-batch iteration, k=25 | ms/iter (median, min-max) | ours ÷ peer | test acc |",
+        "| --- | --- | --- | --- |",
+    ]
+    for row in report["full_batch"]:
+        t = row["per_iter_s"]
+        ratio = "" if row.get("ratio") is None else f"{row['ratio']:.2f}"
+        acc = "" if row.get("test_accuracy") is None else f"{row['test_accuracy']:.4f}"
+        spread = f"{ms(t['median'])} ({ms(t['min'])}–{ms(t['max'])})"
+        lines.append(f"| {row['name']} | {spread} | {ratio} | {acc} |")
+    mb = report["mini_batch"]
+    lines += [
+        "",
+        f"| mini-batch step, batch {mb['batch']}, k=25 | ms/step (median) | ours ÷ peer |",
+        "| --- | --- | --- |",
+        f"| this engine, cosine | {mb['ours_cosine_s'] * 1e3:.3f} |  |",
+        f"| this engine, squared_euclidean | {mb['ours_squared_euclidean_s'] * 1e3:.3f} |  |",
+        f"| TF legacy op (cosine, feed_dict) | {mb['legacy_s'] * 1e3:.3f} | "
+        f"{mb['ours_cosine_s'] / mb['legacy_s']:.2f} |",
+        f"| scikit-learn MiniBatchKMeans (squared Euclidean) | {mb['sklearn_s'] * 1e3:.3f} | "
+        f"{mb['ours_squared_euclidean_s'] / mb['sklearn_s']:.2f} |",
+    ]
+    tut = report["tutorial"]
+    lines += [
+        "",
+        f"| tutorial (k=25, cosine, whole set each step, {tut['steps']} steps) "
+        "| total s | ms/step | test acc |",
+        "| --- | --- | --- | --- |",
+        f"| TF legacy op, tf.compat.v1 graph + feed_dict | {tut['legacy']['total_s']:.2f} | "
+        f"{ms(tut['legacy']['per_step_s'])} | {tut['legacy']['test_accuracy']:.4f} |",
+        f"| this engine (`experiments=seed_tutorial`) | {tut['ours']['total_s']:.2f} | "
+        f"{ms(tut['ours']['per_step_s'])} | {tut['ours']['test_accuracy']:.4f} |",
+        f"| speed-up | {tut['speedup']:.1f}x | | |",
+        "",
+        "| full-batch scaling (cosine) | "
+        + " | ".join(f"k={k}" for k in report["scaling_ks"])
+        + " |",
+        "| --- |" + " --- |" * len(report["scaling_ks"]),
+    ]
+    for n in report["scaling_ns"]:
+        cells = [
+            f"{ms(r['per_iter_s'])} ms ({r['ns_per_point_centre']:.2f} ns/pt·ctr)"
+            + (" ⚠" if r["flag"] else "")
+            for r in report["scaling"]
+            if r["n"] == n
+        ]
+        lines.append(f"| n={n:,} | " + " | ".join(cells) + " |")
+    cost = report["metrics_cost"]["seconds"]
+    lines += [
+        "",
+        f"Clustering scores per run at k=25 (test NMI/ARI/AMI/matched accuracy, validation NMI, "
+        f"silhouette on a 2,000-row sample): {cost['median']:.3f} s "
+        f"({cost['min']:.3f}–{cost['max']:.3f}).",
+    ]
+    if "sweep" in report:
+        sw = report["sweep"]
+        lines += [
+            "",
+            f"Sequential sweep `-m k={sw['ks']}`: {sw['wall_s']:.1f} s wall, "
+            f"{sw['train_eval_s']:.1f} s of train+eval, per-job overhead "
+            f"{sw['overhead_per_job_s']:.2f} s (from the command; "
+            f"{sw['overhead_per_job_inside_sweep_s']:.2f} s inside the parent run).",
+        ]
+    if "default_run" in report:
+        run = report["default_run"]
+        lines += [
+            "",
+            f"Default `python -m kmeans_exp` (fresh store): {run['wall_s']:.1f} s wall, "
+            f"peak memory (max RSS) {run['max_rss_mb']:.0f} MB.",
+        ]
+    if "startup" in report:
+        parts = ", ".join(
+            f"{k.removesuffix('_s').replace('_', ' ')} {v:.2f} s"
+            for k, v in report["startup"].items()
+        )
+        lines += ["", f"Start-up to the first training step: {parts}."]
+    lines += ["", "| target | measured | bound | |", "| --- | --- | --- | --- |"]
+    for t in report["targets"]:
+        lines.append(
+            f"| {t['text']} | {t['value']:.3g}{t['unit']} | {t['bound']} | "
+            f"{'met' if t['met'] else 'NOT met'} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def write(report: dict, out: Path, quick: bool) -> str:
+    """``latest[-quick].md`` and ``.json`` under ``out``; returns the Markdown."""
+    out.mkdir(parents=True, exist_ok=True)
+    table = markdown(report)
+    suffix = "-quick" if quick else ""
+    (out / f"latest{suffix}.md").write_text(table)
+    (out / f"latest{suffix}.json").write_text(json.dumps(report, indent=2, default=str))
+    return table
