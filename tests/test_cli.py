@@ -164,3 +164,40 @@ def test_metric_comparison_preset_shortened(tmp_path):
         "distance_metric",
     )
     assert children["distance_metric=cosine"].data.params["distance_metric"] == "cosine"
+
+
+def test_k_selection_preset_shortened_groups_seeds_and_suggests_a_k(tmp_path):
+    args = ["-m", "experiments=k_selection", "k=5,8", "seed=0,1", "steps=2"]
+    result = run_cli(args, tmp_path)
+    assert result.returncode == 0, result.stderr
+    client = client_for(tmp_path)
+    runs = runs_by_name(client)
+    parent = next(r for n, r in runs.items() if n.startswith("sweep"))
+    children = [r for r in runs.values() if r.data.tags.get("mlflow.parentRunId")]
+    assert len(children) == 4 and all(r.info.status == "FINISHED" for r in children)
+    for child in children:  # the swept values travel as tags, not in the run name
+        assert child.data.tags["kmeans_exp.swept.k"] == child.data.params["k"]
+        assert child.data.tags["kmeans_exp.swept.seed"] == child.data.params["seed"]
+
+    artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert {"k_selection.png", "sweep_groups.json", "sweep_groups.png"} <= artifacts
+    groups = artifact_json(client, parent.info.run_id, "sweep_groups.json")
+    table = [dict(zip(groups["columns"], row, strict=True)) for row in groups["data"]]
+    assert [g["k"] for g in table] == ["5", "8"] and [g["n"] for g in table] == [2, 2]
+    for group in table:
+        members = [c for c in children if c.data.params["k"] == group["k"]]
+        for metric in ("val_accuracy", "test_nmi", "test_matched_accuracy", "inertia"):
+            values = [c.data.metrics[metric] for c in members]
+            assert group[f"{metric}_mean"] == pytest.approx(np.mean(values))
+            assert group[f"{metric}_std"] == pytest.approx(np.std(values, ddof=1))
+
+    best = max(table, key=lambda g: g["val_accuracy_mean"])
+    tags = parent.data.tags
+    assert tags["best_group"] == f"k={best['k']}"
+    best_run = client.get_run(tags["best_run_id"])
+    assert best_run.data.params["k"] == best["k"]
+    silhouettes = {
+        k: np.mean([c.data.metrics["silhouette"] for c in children if c.data.params["k"] == k])
+        for k in ("5", "8")
+    }
+    assert tags["suggested_k"] == max(silhouettes, key=silhouettes.get)

@@ -1,0 +1,47 @@
+"""A sweep's rows summarised: seed groups, the best row and group, the suggested k."""
+
+from __future__ import annotations
+
+import pytest
+
+from kmeans_exp import summary
+
+
+def row(k: str, seed: str, val: float, sil: float, status: str = "FINISHED") -> dict:
+    metrics = dict.fromkeys(summary.SUMMARY_METRICS, 1.0)
+    metrics.update(val_accuracy=val, silhouette=sil, inertia=100.0 / int(k))
+    return {"k": k, "seed": seed, **metrics, "status": status, "run_id": f"{k}-{seed}"}
+
+
+ROWS = [
+    row("10", "0", 0.50, 0.20),
+    row("10", "1", 0.54, 0.22),
+    row("20", "0", 0.60, 0.10),
+    row("20", "1", 0.64, 0.12),
+    row("20", "2", 0.99, 0.90, status="FAILED"),  # never counted
+]
+
+
+def test_groups_average_over_seeds_with_sample_std():
+    groups = summary.group_by_seed(ROWS, ["k", "seed"])
+    assert [(g["k"], g["n"]) for g in groups] == [("10", 2), ("20", 2)]
+    assert groups[0]["val_accuracy_mean"] == pytest.approx(0.52)
+    assert groups[0]["val_accuracy_std"] == pytest.approx(0.0282842712)  # |0.54-0.50|/sqrt(2)
+    assert groups[1]["run_ids"] == ["20-0", "20-1"]
+    single = summary.group_by_seed(ROWS[:1], ["k", "seed"])
+    assert single[0]["n"] == 1 and single[0]["val_accuracy_std"] is None
+
+
+def test_best_row_group_and_suggested_k():
+    assert summary.best_row(ROWS)["run_id"] == "20-1"  # the FAILED row's 0.99 does not count
+    groups = summary.group_by_seed(ROWS, ["k", "seed"])
+    top = summary.best_group(groups)
+    assert summary.group_name(top, ["k", "seed"]) == "k=20"
+    assert summary.suggested_k(ROWS) == 10  # mean silhouette 0.21 against 0.11
+    tie = [row("30", "0", 0.5, 0.3), row("15", "0", 0.5, 0.3)]
+    assert summary.suggested_k(tie) == 15  # ties go to the smaller k
+
+
+def test_groups_sort_numbers_numerically():
+    rows = [row(k, "0", 0.5, 0.1) for k in ("100", "5", "25")]
+    assert [g["k"] for g in summary.group_by_seed(rows, ["k", "seed"])] == ["5", "25", "100"]
