@@ -1,4 +1,4 @@
-"""The benchmark stays runnable and self-consistent: its quick mode on small data, peers included."""
+"""The benchmark stays runnable and consistent: its quick mode on small data, peers included."""
 
 from __future__ import annotations
 

@@ -72,7 +72,8 @@ def test_matched_accuracy_on_a_hand_computed_contingency():
 
 def test_silhouette_uses_the_run_metric_on_a_seeded_sample():
     rng = np.random.default_rng(1)
-    x = np.concatenate([rng.normal(0, 0.1, (60, 2)) + [5, 0], rng.normal(0, 0.1, (60, 2)) + [0, 5]])
+    centres = np.repeat(np.array([[5.0, 0.0], [0.0, 5.0]]), 60, axis=0)
+    x = centres + rng.normal(0, 0.1, (120, 2))
     labels = np.repeat([0, 1], 60)
     tight = evaluate.silhouette(x.astype(np.float32), labels, "squared_euclidean", seed=0)
     assert 0.95 < tight <= 1.0
