@@ -7,19 +7,14 @@ imported and before an MLflow run exists; the run then always ends FINISHED, FAI
 
 from __future__ import annotations
 
-import logging
-import os
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kmeans_exp import data, evaluate, tracking
+from kmeans_exp import data, evaluate, progress, tracking
 from kmeans_exp.config import ExperimentConfig, as_dict, compose, flatten, with_overrides
 from kmeans_exp.errors import KMeansExpError
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -64,7 +59,6 @@ def run_experiment(
     if overrides:
         exp = with_overrides(exp, overrides)
     launch = launch or Launch()
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     try:
         start = time.perf_counter()
         d = exp.data
@@ -78,8 +72,9 @@ def run_experiment(
 
     from kmeans_exp.kmeans import KMeans  # TensorFlow loads only once the inputs are good
 
-    tags = {"hydra.overrides": " ".join(launch.overrides) or "(none)"}
-    tags.update(tracking.swept_tags(launch.swept))
+    tags = tracking.swept_tags(launch.swept)
+    if launch.hydra_dir is not None:
+        tags["hydra.overrides"] = " ".join(launch.overrides) or "(none)"
     commit = tracking.git_commit(Path(__file__).parent)
     if commit:
         tags["mlflow.source.git.commit"] = commit
@@ -119,9 +114,12 @@ def run_experiment(
             labels = evaluation.clusters.labels
             run.log_model(centers, labels, model.distance_metric, example, predictions)
 
-    _log_summary(metrics, store, run.run_id)
-    uri = store.uri if store else None
-    return ExperimentResult(exp, model, evaluation, metrics, run.run_id, uri)
+    if store is None:
+        progress.summary(metrics, None)
+        return ExperimentResult(exp, model, evaluation, metrics, None, None)
+    url = tracking.run_url(store.uri, store.experiment_id, run.run_id)
+    progress.summary(metrics, f"{run.run_id} ({store.uri}): {url}")
+    return ExperimentResult(exp, model, evaluation, metrics, run.run_id, store.uri)
 
 
 def _open_store(exp: ExperimentConfig, sweep: tracking.SweepContext | None):
@@ -149,52 +147,14 @@ def train(model: Any, x: Any, steps: int, run: tracking.ExperimentRun) -> None:
     With restarts, each restart's steps go to ``avg_distance_restart_<i>`` as they happen, and
     the kept restart's series is logged as ``avg_distance`` when training ends.
     """
-    from tqdm.auto import tqdm
-
-    n_init = model.n_init
-    total = steps * n_init
-    interactive = sys.stderr.isatty()
-    log_every = max(1, total // 10)
-    with tqdm(total=total, desc="training", unit="step", disable=not interactive) as bar:
+    with progress.training_progress(steps, model.n_init) as report:
 
         def on_step(stats) -> None:
-            key = "avg_distance" if n_init == 1 else f"avg_distance_restart_{stats.restart}"
+            key = "avg_distance" if model.n_init == 1 else f"avg_distance_restart_{stats.restart}"
             run.log_step(key, stats.avg_distance, stats.step)
-            bar.update(1)
-            bar.set_postfix(avg_distance=f"{stats.avg_distance:.6f}")
-            done = stats.restart * steps + stats.step
-            if not interactive and (done % log_every == 0 or done == total):
-                log.info("step %d/%d avg_distance %.6f", done, total, stats.avg_distance)
+            report(stats)
 
         model.fit(x, steps, callback=on_step)
-    if n_init > 1:
+    if model.n_init > 1:
         run.log_history("avg_distance", [s.avg_distance for s in model.history_])
-        log.info(
-            "restart %d of %d kept (inertia %.1f)", model.best_restart_ + 1, n_init, model.inertia_
-        )
-    empty_steps = sum(1 for s in model.history_ if s.empty_clusters)
-    if empty_steps:
-        log.warning(
-            "%d of %d steps left some centres without points; those kept their position",
-            empty_steps,
-            steps,
-        )
-
-
-def _log_summary(metrics: dict[str, float], store: Any, run_id: str | None) -> None:
-    log.info(
-        "accuracy: train %.4f  val %.4f  test %.4f | test NMI %.4f  matched %.4f | inertia %.1f | "
-        "data %.2fs  train %.2fs  eval %.2fs",
-        metrics["train_accuracy"],
-        metrics.get("val_accuracy", float("nan")),
-        metrics["test_accuracy"],
-        metrics["test_nmi"],
-        metrics["test_matched_accuracy"],
-        metrics["inertia"],
-        metrics["data_seconds"],
-        metrics["train_seconds"],
-        metrics["eval_seconds"],
-    )
-    if run_id is not None:
-        url = tracking.run_url(store.uri, store.experiment_id, run_id)
-        log.info("MLflow run %s (%s): %s", run_id, store.uri, url)
+    progress.after_training(model, steps)

@@ -53,7 +53,8 @@ def test_import_and_help_do_not_import_tensorflow_or_mlflow(tmp_path):
         timeout=60,
     )
     assert help_run.returncode == 0, help_run.stderr
-    assert "experiments: k_sweep, metric_comparison, seed_tutorial" in help_run.stdout
+    presets = "experiments: k_selection, k_sweep, metric_comparison, paper_baseline, seed_tutorial"
+    assert presets in help_run.stdout
 
 
 def test_tensorflow_start_up_noise_does_not_reach_the_console():

@@ -9,6 +9,7 @@ methods do nothing, so the runner has a single code path.
 from __future__ import annotations
 
 import functools
+import os
 import signal
 import tempfile
 import threading
@@ -252,6 +253,7 @@ def experiment_run(
     if store is None:
         yield ExperimentRun(None)
         return
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # quiet logs
     with mlflow_run(store.experiment_id, run_name, parent_run_id, tags) as active:
         run = ExperimentRun(active.info.run_id)
         try:

@@ -1,0 +1,71 @@
+"""What the terminal shows: progress while training, and one summary line when a run ends.
+
+A tqdm bar when stderr is a terminal; otherwise (logs, CI, sweeps) a log line every tenth of
+the steps. No TensorFlow or MLflow here.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from contextlib import contextmanager
+from typing import Any
+
+log = logging.getLogger("kmeans_exp.runner")
+
+
+@contextmanager
+def training_progress(steps: int, n_init: int):
+    """Yields ``report(stats)``, to call with every step's ``StepStats`` (all restarts)."""
+    from tqdm.auto import tqdm
+
+    total = steps * n_init
+    interactive = sys.stderr.isatty()
+    log_every = max(1, total // 10)
+    with tqdm(total=total, desc="training", unit="step", disable=not interactive) as bar:
+
+        def report(stats: Any) -> None:
+            bar.update(1)
+            bar.set_postfix(avg_distance=f"{stats.avg_distance:.6f}")
+            done = stats.restart * steps + stats.step
+            if not interactive and (done % log_every == 0 or done == total):
+                log.info("step %d/%d avg_distance %.6f", done, total, stats.avg_distance)
+
+        yield report
+
+
+def after_training(model: Any, steps: int) -> None:
+    """Which restart was kept, and a warning when some steps left centres without points."""
+    if model.n_init > 1:
+        log.info(
+            "restart %d of %d kept (inertia %.1f)",
+            model.best_restart_ + 1,
+            model.n_init,
+            model.inertia_,
+        )
+    empty_steps = sum(1 for s in model.history_ if s.empty_clusters)
+    if empty_steps:
+        log.warning(
+            "%d of %d steps left some centres without points; those kept their position",
+            empty_steps,
+            steps,
+        )
+
+
+def summary(metrics: dict[str, float], run: str | None) -> None:
+    """The closing lines: scores, timings, and where the MLflow run is (if there is one)."""
+    log.info(
+        "accuracy: train %.4f  val %.4f  test %.4f | test NMI %.4f  matched %.4f | inertia %.1f | "
+        "data %.2fs  train %.2fs  eval %.2fs",
+        metrics["train_accuracy"],
+        metrics.get("val_accuracy", float("nan")),
+        metrics["test_accuracy"],
+        metrics["test_nmi"],
+        metrics["test_matched_accuracy"],
+        metrics["inertia"],
+        metrics["data_seconds"],
+        metrics["train_seconds"],
+        metrics["eval_seconds"],
+    )
+    if run is not None:
+        log.info("MLflow run %s", run)
