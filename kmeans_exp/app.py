@@ -29,7 +29,7 @@ register_schema()
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="config")
 def main(cfg: DictConfig) -> float:
-    """Run one experiment and return its validation accuracy (what a sweeper optimises)."""
+    """Run one experiment; return ``optimized_metric`` (validation accuracy), what sweepers use."""
     from kmeans_exp.runner import run_experiment
 
     hydra_cfg = HydraConfig.get()
@@ -47,7 +47,7 @@ def main(cfg: DictConfig) -> float:
         terminated = isinstance(e, tracking.Terminated)
         log.error("%s: the MLflow run ended KILLED", "terminated" if terminated else "interrupted")
         sys.exit(143 if terminated else 130)
-    return result.metrics.get("val_accuracy", math.nan)
+    return result.metrics.get(result.config.optimized_metric.value, math.nan)
 
 
 def launch_from_hydra(hydra_cfg: DictConfig):

@@ -10,6 +10,8 @@ No TensorFlow or MLflow here.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import typing
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,9 +23,9 @@ from omegaconf.errors import OmegaConfBaseException
 
 from kmeans_exp import options
 from kmeans_exp.errors import ConfigError
-from kmeans_exp.options import DataSource, DistanceMetric, Init
+from kmeans_exp.options import DataSource, DistanceMetric, Init, OptimizedMetric
 
-__all__ = ["DataSource", "DistanceMetric", "ExperimentConfig", "Init", "compose"]
+__all__ = ["DataSource", "DistanceMetric", "ExperimentConfig", "Init", "OptimizedMetric", "compose"]
 
 _PACKAGE = Path(__file__).resolve().parent
 # A source checkout keeps the configs at the top level; an installed wheel carries them inside.
@@ -61,6 +63,7 @@ class TrackingConfig:
     experiment_name: str = MISSING
     run_name: str | None = MISSING
     log_model: bool = MISSING
+    skip_finished: bool = MISSING
 
     def __post_init__(self) -> None:
         if not self.experiment_name:
@@ -81,6 +84,7 @@ class ExperimentConfig:
     steps: int = MISSING
     n_init: int = MISSING
     seed: int = MISSING
+    optimized_metric: OptimizedMetric = MISSING
     data: DataConfig = MISSING
     tracking: TrackingConfig = MISSING
 
@@ -115,7 +119,7 @@ def compose(overrides: list[str] | None = None) -> ExperimentConfig:
         with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
             cfg = hydra_compose("config", overrides=list(overrides or []))
     except (HydraException, OmegaConfBaseException) as e:
-        raise ConfigError(_first_line(e)) from None
+        raise ConfigError(first_line(e)) from None
     return to_experiment_config(cfg)
 
 
@@ -131,15 +135,15 @@ def with_overrides(exp: ExperimentConfig, overrides: dict[str, Any]) -> Experime
         merged = OmegaConf.merge(OmegaConf.structured(exp), overrides)
         return OmegaConf.to_object(merged)
     except OmegaConfBaseException as e:
-        raise ConfigError(_first_line(e)) from None
+        raise ConfigError(first_line(e)) from None
 
 
-def _first_line(error: BaseException) -> str:
+def first_line(error: BaseException) -> str:
     """One line from Hydra's or OmegaConf's message, with its cause's first line if it has one."""
     text = str(error).strip()
     line = text.splitlines()[0] if text else type(error).__name__
     if error.__cause__ is not None:
-        line += ": " + _first_line(error.__cause__)
+        line += ": " + first_line(error.__cause__)
     return line
 
 
@@ -158,6 +162,19 @@ def _reject_unknown_keys(cfg: DictConfig, schema: type, prefix: str = "") -> Non
 def as_dict(exp: ExperimentConfig) -> dict[str, Any]:
     """The config as plain nested values (enums as their strings)."""
     return OmegaConf.to_container(OmegaConf.structured(exp), resolve=True, enum_to_str=True)
+
+
+def config_hash(exp: ExperimentConfig) -> str:
+    """A stable hash of what determines a run's results: engine settings, data and seed.
+
+    Tracking settings (names, store, logging) and ``optimized_metric`` (what a sweeper reads
+    from the results) are left out, so a run renamed or logged elsewhere hashes the same.
+    """
+    values = as_dict(exp)
+    for key in ("tracking", "optimized_metric"):
+        values.pop(key)
+    text = json.dumps(values, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def flatten(exp: ExperimentConfig) -> dict[str, str]:

@@ -26,6 +26,14 @@ class Init(Enum):
     kmeans_plus_plus = "kmeans_plus_plus"
 
 
+class OptimizedMetric(Enum):
+    """What the task returns for an optimising sweeper: validation or label-free, never test."""
+
+    val_accuracy = "val_accuracy"
+    val_nmi = "val_nmi"
+    silhouette = "silhouette"
+
+
 class DataSource(Enum):
     bundled = "bundled"
     idx = "idx"

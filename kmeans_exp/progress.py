@@ -69,3 +69,8 @@ def summary(metrics: dict[str, float], run: str | None) -> None:
     )
     if run is not None:
         log.info("MLflow run %s", run)
+
+
+def reused(run_id: str, url: str) -> None:
+    """The line for a job that ``tracking.skip_finished`` answered with an earlier run."""
+    log.info("skipped: this config already FINISHED in MLflow run %s (%s)", run_id, url)

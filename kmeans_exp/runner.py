@@ -13,7 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from kmeans_exp import data, evaluate, progress, tracking
-from kmeans_exp.config import ExperimentConfig, as_dict, compose, flatten, with_overrides
+from kmeans_exp.config import (
+    ExperimentConfig,
+    as_dict,
+    compose,
+    config_hash,
+    flatten,
+    with_overrides,
+)
 from kmeans_exp.errors import KMeansExpError
 
 
@@ -38,11 +45,12 @@ class ExperimentResult:
     """A finished experiment: the fitted engine, its scores, and where MLflow holds them."""
 
     config: ExperimentConfig
-    model: Any  # kmeans_exp.kmeans.KMeans
-    evaluation: evaluate.Evaluation
+    model: Any  # kmeans_exp.kmeans.KMeans; None when an earlier run was reused
+    evaluation: evaluate.Evaluation | None  # None when an earlier run was reused
     metrics: dict[str, float]  # every metric logged at the end of the run, timings included
     run_id: str | None  # None with tracking.enabled=false
     tracking_uri: str | None
+    reused: bool = False  # tracking.skip_finished found this config FINISHED in run_id
 
 
 def run_experiment(
@@ -70,9 +78,15 @@ def run_experiment(
         launch.record_failure(e)
         raise
 
+    digest = config_hash(exp)
+    if store is not None and exp.tracking.skip_finished:
+        previous = tracking.find_finished(store, digest)
+        if previous is not None:
+            return _reuse(exp, store, launch, digest, *previous)
+
     from kmeans_exp.kmeans import KMeans  # TensorFlow loads only once the inputs are good
 
-    tags = tracking.swept_tags(launch.swept)
+    tags = {tracking.CONFIG_HASH_TAG: digest, **tracking.swept_tags(launch.swept)}
     if launch.hydra_dir is not None:
         tags["hydra.overrides"] = " ".join(launch.overrides) or "(none)"
     commit = tracking.git_commit(Path(__file__).parent)
@@ -120,6 +134,22 @@ def run_experiment(
     url = tracking.run_url(store.uri, store.experiment_id, run.run_id)
     progress.summary(metrics, f"{run.run_id} ({store.uri}): {url}")
     return ExperimentResult(exp, model, evaluation, metrics, run.run_id, store.uri)
+
+
+def _reuse(
+    exp: ExperimentConfig,
+    store: tracking.Store,
+    launch: Launch,
+    digest: str,
+    run_id: str,
+    metrics: dict[str, float],
+) -> ExperimentResult:
+    """Report an earlier FINISHED run of the same config instead of training again."""
+    if launch.sweep is not None:
+        tracking.record_reused_job(launch.sweep, run_id, launch.swept, digest[:16])
+    url = tracking.run_url(store.uri, store.experiment_id, run_id)
+    progress.reused(run_id, url)
+    return ExperimentResult(exp, None, None, metrics, run_id, store.uri, reused=True)
 
 
 def _open_store(exp: ExperimentConfig, sweep: tracking.SweepContext | None):

@@ -33,14 +33,17 @@ GROUP_METRICS = (
     "test_ari",
     "test_matched_accuracy",
     "inertia",
+    "silhouette",
     "train_seconds",
 )
-SELECTION_SCORE = "val_accuracy"  # what "best" maximises: never a test score
+DEFAULT_SCORE = (
+    "val_accuracy"  # what "best" maximises (config: optimized_metric); never a test score
+)
 
 
 def finished(rows: Iterable[dict]) -> list[dict]:
-    """The rows of jobs that ended FINISHED with a validation score."""
-    return [r for r in rows if r["status"] == "FINISHED" and _number(r.get(SELECTION_SCORE))]
+    """The rows of jobs that ended FINISHED."""
+    return [r for r in rows if r["status"] == "FINISHED"]
 
 
 def group_by_seed(rows: Sequence[dict], swept_keys: Sequence[str]) -> list[dict]:
@@ -55,7 +58,7 @@ def group_by_seed(rows: Sequence[dict], swept_keys: Sequence[str]) -> list[dict]
     for row in finished(rows):
         groups.setdefault(tuple(row.get(k) for k in keys), []).append(row)
     out = []
-    for values, members in sorted(groups.items(), key=lambda item: _sort_key(item[0])):
+    for values, members in sorted(groups.items(), key=lambda item: sort_key(item[0])):
         group: dict[str, Any] = dict(zip(keys, values, strict=True))
         group["n"] = len(members)
         for metric in GROUP_METRICS:
@@ -72,16 +75,21 @@ def group_name(group: dict, swept_keys: Sequence[str]) -> str:
     return " ".join(f"{k}={group[k]}" for k in swept_keys if k != SEED_KEY) or "all"
 
 
-def best_row(rows: Sequence[dict]) -> dict | None:
-    """The finished job with the highest validation score."""
-    done = finished(rows)
-    return max(done, key=lambda r: r[SELECTION_SCORE]) if done else None
+def best_row(rows: Sequence[dict], score: str = DEFAULT_SCORE) -> dict | None:
+    """The finished job with the highest ``score``."""
+    scored = [r for r in finished(rows) if _number(r.get(score))]
+    return max(scored, key=lambda r: r[score]) if scored else None
 
 
-def best_group(groups: Sequence[dict]) -> dict | None:
-    """The seed group with the highest mean validation score."""
-    scored = [g for g in groups if _number(g.get(f"{SELECTION_SCORE}_mean"))]
-    return max(scored, key=lambda g: g[f"{SELECTION_SCORE}_mean"]) if scored else None
+def best_group(groups: Sequence[dict], score: str = DEFAULT_SCORE) -> dict | None:
+    """The seed group with the highest mean ``score``."""
+    scored = [g for g in groups if _number(g.get(f"{score}_mean"))]
+    return max(scored, key=lambda g: g[f"{score}_mean"]) if scored else None
+
+
+def job_name(row: dict, swept_keys: Sequence[str]) -> str:
+    """``k=50 seed=1``: a job's swept values."""
+    return " ".join(f"{k}={row[k]}" for k in swept_keys)
 
 
 def by_k(rows: Sequence[dict], metrics: Sequence[str]) -> dict[int, dict[str, tuple]]:
@@ -116,7 +124,7 @@ def _number(value: Any) -> bool:
     return isinstance(value, int | float) and not math.isnan(value)
 
 
-def _sort_key(values: tuple) -> tuple:
+def sort_key(values: tuple) -> tuple:
     """Numbers in numeric order, before any text."""
     out = []
     for v in values:

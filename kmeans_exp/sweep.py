@@ -11,18 +11,25 @@ the count of failed jobs, so it is never left RUNNING.
 from __future__ import annotations
 
 import atexit
+import copy
 import logging
 import os
 import signal
+import sys
 import threading
 from typing import Any
 
+from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from omegaconf import DictConfig, open_dict, read_write
+from omegaconf.errors import OmegaConfBaseException
 
-from kmeans_exp import tracking
-from kmeans_exp.errors import KMeansExpError, UserError
+from kmeans_exp import options, tracking
+from kmeans_exp.config import first_line, to_experiment_config
+from kmeans_exp.errors import ConfigError, KMeansExpError
+from kmeans_exp.options import OptimizedMetric
 
 log = logging.getLogger(__name__)
 
@@ -39,21 +46,57 @@ def swept_values(config: DictConfig) -> dict[str, str]:
     return values
 
 
+def check_jobs(config: DictConfig) -> None:
+    """Compose every swept value the way its jobs will, so that a bad one fails the sweep at once.
+
+    Each value of each discrete sweep (``k=10,abc``, ``seed=range(3)``) is composed once with
+    the sweep's fixed overrides and checked like a job's config. Intervals (an optimising
+    sweeper's search space) have no values to try. Checks that need the data (k larger than
+    the training set) still happen in the job, which then fails on its own.
+    """
+    loader = GlobalHydra.instance().config_loader()
+    sweeper_params = [f"{k}={v}" for k, v in (config.hydra.sweeper.get("params") or {}).items()]
+    parsed = OverridesParser.create().parse_overrides(
+        sweeper_params + list(config.hydra.overrides.task)
+    )
+    last = {o.key_or_group: o for o in parsed}  # the command line wins over the preset
+    fixed = [o.input_line for o in last.values() if not o.is_sweep_override()]
+    for override in last.values():
+        if not override.is_discrete_sweep():
+            continue
+        for value in override.sweep_string_iterator():
+            job = [*fixed, f"{override.get_key_element()}={value}"]
+            try:
+                cfg = copy.deepcopy(loader.load_sweep_config(config, job))
+                with read_write(cfg), open_dict(cfg):
+                    del cfg["hydra"]
+                to_experiment_config(cfg)
+            except (HydraException, OmegaConfBaseException) as e:
+                raise ConfigError(first_line(e)) from None
+
+
 class MlflowSweepCallback(Callback):
     """Owns the parent run of a multirun (a no-op for single runs and with tracking off)."""
 
     def __init__(self) -> None:
         self._context: tracking.SweepContext | None = None
+        self._score = "val_accuracy"  # optimized_metric: what "best" maximises
         self._closed = False
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        if not config.tracking.enabled:
-            return
-        overrides = list(config.hydra.overrides.task)
         try:
+            check_jobs(config)
+            if not config.tracking.enabled:
+                return
             store = tracking.open_store(config.tracking.uri, config.tracking.experiment_name)
         except KMeansExpError as e:
-            raise UserError(str(e)) from None
+            # Hydra turns a callback's exceptions into warnings and sweeps on: stop here, with
+            # the one line, before any run (or store) exists.
+            sys.stderr.write(f"{e}\n")
+            raise SystemExit(1) from None
+        overrides = list(config.hydra.overrides.task)
+        metric = options.choice("optimized_metric", config.optimized_metric, OptimizedMetric)
+        self._score = metric.value
         self._context = tracking.open_parent(
             store,
             run_name="sweep " + (" ".join(overrides) or "(no overrides)"),
@@ -85,4 +128,4 @@ class MlflowSweepCallback(Callback):
             return
         self._closed = True
         os.environ.pop(tracking.SWEEP_ENV, None)
-        tracking.close_parent(self._context, interrupted)
+        tracking.close_parent(self._context, interrupted, self._score)

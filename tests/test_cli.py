@@ -124,13 +124,16 @@ def test_sweep_has_one_parent_and_a_child_per_value(tmp_path, launcher):
 
 
 def test_a_failing_job_does_not_stop_the_others_and_the_parent_counts_it(tmp_path):
-    result = run_cli(["-m", "k=0,9", "steps=2", "tracking.log_model=false"], tmp_path)
+    """k=55001 passes the config checks but not the data's (55,000 training images)."""
+    result = run_cli(["-m", "k=55001,9", "steps=2", "tracking.log_model=false"], tmp_path)
     assert result.returncode == 1
-    assert "k=0: expected an integer >= 1" in result.stderr
+    message = "k=55001: more clusters than the 55000 training images"
+    assert message in result.stderr
     runs = runs_by_name(client_for(tmp_path))
     assert runs["k=9"].info.status == "FINISHED"
-    assert runs["k=0"].info.status == "FAILED"
-    assert "k=0: expected an integer >= 1" in runs["k=0"].data.tags["error"]
+    assert runs["k=55001"].info.status == "FAILED"
+    assert message in runs["k=55001"].data.tags["error"]
+    assert runs["k=55001"].data.tags["kmeans_exp.swept.k"] == "55001"
     parent = next(r for n, r in runs.items() if n.startswith("sweep"))
     assert parent.info.status == "FAILED"
     assert parent.data.metrics["jobs"] == 2 and parent.data.metrics["failed_jobs"] == 1

@@ -125,6 +125,9 @@ def test_compose_refuses_bad_overrides_with_one_line(override, expected):
         ("k=55001", "k=55001: more clusters than the 55000 training images"),
         ("batch_size=70000", "batch_size=70000: larger than the 55000 training images"),
         ("data.source=npz data.path=/nonexistent.npz", "/nonexistent.npz: no such file"),
+        # A sweep is checked, every value, before its parent run opens: no run is left behind.
+        ("-m k=10,abc", "Error merging override k=abc: Value 'abc' of type 'str' could not be"),
+        ("-m experiments=k_sweep k=10,0", "k=0: expected an integer >= 1"),
     ],
 )
 def test_cli_refuses_bad_input_with_a_clear_line_and_creates_nothing(tmp_path, override, expected):

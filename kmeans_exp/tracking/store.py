@@ -98,6 +98,23 @@ def setup_experiment(uri: str, experiment_name: str) -> str:
         raise TrackingError(f"tracking URI {uri}: {first_line}") from None
 
 
+CONFIG_HASH_TAG = "kmeans_exp.config_hash"
+
+
+def find_finished(store: Store, config_hash: str) -> tuple[str, dict[str, float]] | None:
+    """The newest FINISHED run of ``store``'s experiment with this config hash: id and metrics."""
+    import mlflow
+
+    runs = mlflow.MlflowClient(store.uri).search_runs(
+        [store.experiment_id],
+        filter_string=f"tags.`{CONFIG_HASH_TAG}` = '{config_hash}' and "
+        "attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
+    return (runs[0].info.run_id, dict(runs[0].data.metrics)) if runs else None
+
+
 def git_commit(path: Path) -> str | None:
     """The commit of the git checkout holding ``path`` (with ``-dirty``), or None."""
     try:

@@ -11,16 +11,20 @@ import json
 import logging
 import os
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from kmeans_exp import summary
 from kmeans_exp.errors import TrackingError
-from kmeans_exp.tracking.store import Store
+from kmeans_exp.tracking.store import Store, check_store
 
 log = logging.getLogger(__name__)
 
 SWEEP_ENV = "KMEANS_EXP_SWEEP"  # JSON hand-off from the multirun callback to every job
 SWEPT_TAG = "kmeans_exp.swept."  # + key: the value a child run sweeps
+REUSED_TAG = "kmeans_exp.reused."  # + config hash, on the parent: a job answered by an old run
+PARENT_TAG = "kmeans_exp.sweep"  # "parent" on every sweep's parent run
+SWEPT_KEYS_TAG = "kmeans_exp.swept_keys"  # JSON list, on the parent: the swept keys in order
 
 
 @dataclass(frozen=True)
@@ -64,12 +68,57 @@ def open_parent(
     import mlflow
 
     client = mlflow.MlflowClient(store.uri)
-    parent = client.create_run(
-        store.experiment_id, run_name=run_name, tags={**tags, "kmeans_exp.sweep": "parent"}
-    )
+    parent_tags = {**tags, PARENT_TAG: "parent", SWEPT_KEYS_TAG: json.dumps(list(sweep_params))}
+    parent = client.create_run(store.experiment_id, run_name=run_name, tags=parent_tags)
     for key, values in sweep_params.items():
         client.log_param(parent.info.run_id, f"sweep.{key}", values)
     return SweepContext(store.uri, store.experiment_id, parent.info.run_id, list(sweep_params))
+
+
+def find_sweep(uri: str, parent_run_id: str | None, experiment_name: str) -> SweepContext:
+    """A sweep already logged: the given parent run, or the newest parent in the experiment.
+
+    Raises ``TrackingError`` (one line) when there is no such store, run or sweep; never
+    creates a store.
+    """
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///") :]).is_file():
+        raise TrackingError(f"nothing to report: no tracking store at {uri}")
+    check_store(uri)
+    client = mlflow.MlflowClient(uri)
+    try:
+        if parent_run_id:
+            parent = client.get_run(parent_run_id)
+        else:
+            experiment = client.get_experiment_by_name(experiment_name)
+            if experiment is None:
+                raise TrackingError(
+                    f"nothing to report: no experiment {experiment_name!r} in {uri}"
+                )
+            parents = client.search_runs(
+                [experiment.experiment_id],
+                filter_string=f"tags.`{PARENT_TAG}` = 'parent'",
+                order_by=["attributes.start_time DESC"],
+                max_results=1,
+            )
+            if not parents:
+                raise TrackingError(
+                    f"nothing to report: no sweep in experiment {experiment_name!r} ({uri})"
+                )
+            parent = parents[0]
+    except MlflowException as e:
+        raise TrackingError(f"{uri}: {str(e).strip().splitlines()[0]}") from None
+    if parent.data.tags.get(PARENT_TAG) != "parent":
+        raise TrackingError(f"run {parent.info.run_id} is not the parent run of a sweep")
+    if SWEPT_KEYS_TAG in parent.data.tags:
+        keys = json.loads(parent.data.tags[SWEPT_KEYS_TAG])
+    else:  # a parent from before the tag: its sweep.<key> params, in name order
+        keys = sorted(
+            p.removeprefix("sweep.") for p in parent.data.params if p.startswith("sweep.")
+        )
+    return SweepContext(uri, parent.info.experiment_id, parent.info.run_id, keys)
 
 
 def record_failed_job(sweep: SweepContext, run_name: str, swept: dict[str, str], error: str):
@@ -82,24 +131,50 @@ def record_failed_job(sweep: SweepContext, run_name: str, swept: dict[str, str],
     client.set_terminated(run.info.run_id, "FAILED")
 
 
-def child_rows(client: Any, sweep: SweepContext) -> list[dict]:
-    """One row per child run: swept values, summary metrics, status and run id."""
+def record_reused_job(sweep: SweepContext, run_id: str, swept: dict[str, str], key: str) -> None:
+    """A job answered by an earlier FINISHED run (``skip_finished``): noted on the parent.
+
+    Nothing is copied into a new run; the parent's summary reads that run where it is.
+    """
+    import mlflow
+
+    value = json.dumps({"run_id": run_id, "swept": swept})
+    mlflow.MlflowClient(sweep.tracking_uri).set_tag(sweep.parent_run_id, REUSED_TAG + key, value)
+
+
+def job_rows(sweep: SweepContext, client: Any = None) -> list[dict]:
+    """One row per job of the sweep: swept values, summary metrics, status, run id, reused.
+
+    The jobs are the parent's child runs and the earlier runs that answered a job
+    (``record_reused_job``).
+    """
+    if client is None:
+        import mlflow
+
+        client = mlflow.MlflowClient(sweep.tracking_uri)
     children = client.search_runs(
         [sweep.experiment_id],
         filter_string=f"tags.mlflow.parentRunId = '{sweep.parent_run_id}'",
         max_results=50_000,
     )
+    found = [
+        (c, {k: c.data.tags.get(SWEPT_TAG + k) for k in sweep.swept_keys}, False) for c in children
+    ]
+    parent_tags = client.get_run(sweep.parent_run_id).data.tags
+    for tag, value in parent_tags.items():
+        if tag.startswith(REUSED_TAG):
+            job = json.loads(value)
+            found.append((client.get_run(job["run_id"]), job["swept"], True))
     rows = []
-    for child in children:
-        tags = child.data.tags
-        row: dict[str, Any] = {key: tags.get(SWEPT_TAG + key) for key in sweep.swept_keys}
-        row.update({m: child.data.metrics.get(m) for m in summary.SUMMARY_METRICS})
-        row.update({"status": child.info.status, "run_id": child.info.run_id})
+    for run, swept, reused in found:
+        row: dict[str, Any] = {key: swept.get(key) for key in sweep.swept_keys}
+        row.update({m: run.data.metrics.get(m) for m in summary.SUMMARY_METRICS})
+        row.update({"status": run.info.status, "run_id": run.info.run_id, "reused": reused})
         rows.append(row)
     return rows
 
 
-def close_parent(sweep: SweepContext, interrupted: bool) -> str:
+def close_parent(sweep: SweepContext, interrupted: bool, score: str = summary.DEFAULT_SCORE) -> str:
     """Summarise the children on the parent and end it: FINISHED only if every job finished.
 
     Children still RUNNING (their worker died) are marked FAILED first.
@@ -107,14 +182,14 @@ def close_parent(sweep: SweepContext, interrupted: bool) -> str:
     import mlflow
 
     client = mlflow.MlflowClient(sweep.tracking_uri)
-    rows = child_rows(client, sweep)
+    rows = job_rows(sweep, client)
     orphans = [r for r in rows if r["status"] == "RUNNING"]
     for row in orphans:
         client.set_terminated(row["run_id"], "FAILED")
         row["status"] = "FAILED"
     statuses = [r["status"] for r in rows]
     failed, killed = statuses.count("FAILED"), statuses.count("KILLED")
-    _log_summary(client, sweep, rows, failed, killed)
+    _log_summary(client, sweep, rows, failed, killed, score)
     if killed:
         status = "KILLED"
     elif failed or interrupted:
@@ -133,7 +208,9 @@ def close_parent(sweep: SweepContext, interrupted: bool) -> str:
     return status
 
 
-def _log_summary(client: Any, sweep: SweepContext, rows: list[dict], failed: int, killed: int):
+def _log_summary(
+    client: Any, sweep: SweepContext, rows: list[dict], failed: int, killed: int, score: str
+) -> None:
     import matplotlib.pyplot as plt
 
     from kmeans_exp import plots
@@ -144,7 +221,7 @@ def _log_summary(client: Any, sweep: SweepContext, rows: list[dict], failed: int
     client.log_metric(run_id, "killed_jobs", killed)
     if not rows:
         return
-    columns = [*keys, *summary.SUMMARY_METRICS, "status", "run_id"]
+    columns = [*keys, *summary.SUMMARY_METRICS, "status", "run_id", "reused"]
     client.log_table(run_id, {c: [r.get(c) for r in rows] for c in columns}, "sweep_summary.json")
     figures = []
     plotted = summary.finished(rows)
@@ -155,7 +232,7 @@ def _log_summary(client: Any, sweep: SweepContext, rows: list[dict], failed: int
                 "sweep_summary.png",
             )
         )
-    best = summary.best_row(rows)
+    best = summary.best_row(rows, score)
     if summary.SEED_KEY in keys:
         groups = summary.group_by_seed(rows, keys)
         if groups:
@@ -164,17 +241,19 @@ def _log_summary(client: Any, sweep: SweepContext, rows: list[dict], failed: int
             x_keys = [k for k in keys if k != summary.SEED_KEY]
             if x_keys:
                 figures.append((plots.sweep_groups(groups, x_keys[0]), "sweep_groups.png"))
-        top = summary.best_group(groups)
+        top = summary.best_group(groups, score)
         if top is not None:
             members = [r for r in rows if r["run_id"] in top["run_ids"]]
-            best = summary.best_row(members)
+            best = summary.best_row(members, score)
             client.set_tag(run_id, "best_group", summary.group_name(top, keys))
             client.log_metric(run_id, "best_val_accuracy_mean", top["val_accuracy_mean"])
             client.log_metric(run_id, "best_test_accuracy_mean", top["test_accuracy_mean"])
     if best is not None:
-        client.log_metric(run_id, "best_val_accuracy", best["val_accuracy"])
-        client.log_metric(run_id, "best_test_accuracy", best["test_accuracy"])
+        for metric in dict.fromkeys((score, "val_accuracy", "test_accuracy")):
+            if best.get(metric) is not None:
+                client.log_metric(run_id, f"best_{metric}", best[metric])
         client.set_tag(run_id, "best_run_id", best["run_id"])
+        client.set_tag(run_id, "best_params", summary.job_name(best, keys))
     if "k" in keys and plotted:
         figures.append((plots.k_selection(plotted, keys), "k_selection.png"))
         k = summary.suggested_k(rows)
