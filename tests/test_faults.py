@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -131,3 +132,40 @@ def test_same_config_and_seed_give_identical_metrics_across_runs_and_launchers(t
     runs = histories(basic) + histories(joblib)
     assert len(runs) == 4 and len(runs[0][0]) == 6
     assert all(run == runs[0] for run in runs), runs
+
+
+def test_an_interrupted_sweep_resumed_with_skip_finished_trains_only_the_missing_jobs(tmp_path):
+    args = ["-m", "k=5,6,7", "steps=200", "tracking.log_model=false"]
+    proc = start_cli(args, tmp_path)
+    wait_for_line(proc, "step 40/200")  # the first job (k=5) ...
+    wait_for_line(proc, "step 40/200")  # ... has finished: the second is training
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=120)
+    client = client_for(tmp_path)
+    experiment_id = client.get_experiment_by_name("kmeans_exp").experiment_id
+    first = {r.info.run_name: r for r in client.search_runs([experiment_id])}
+    assert first["k=5"].info.status == "FINISHED" and first["k=6"].info.status == "KILLED"
+    assert "k=7" not in first
+
+    result = run_cli([*args, "tracking.skip_finished=true"], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"already FINISHED in MLflow run {first['k=5'].info.run_id}" in result.stdout
+    runs = client.search_runs([experiment_id])
+    trained = [r for r in runs if "train_seconds" in r.data.metrics]
+    assert sorted(r.data.params["k"] for r in trained) == ["5", "6", "7"]  # k=5 once, not twice
+    assert len({r.data.tags["kmeans_exp.config_hash"] for r in trained}) == 3
+
+    parents = [r for r in runs if r.data.tags.get("kmeans_exp.sweep") == "parent"]
+    resumed = max(parents, key=lambda r: r.info.start_time)
+    assert resumed.info.status == "FINISHED" and resumed.data.metrics["jobs"] == 3
+    path = client.download_artifacts(resumed.info.run_id, "sweep_summary.json")
+    summary = json.loads(Path(path).read_text())
+    rows = [dict(zip(summary["columns"], row, strict=True)) for row in summary["data"]]
+    by_k = {row["k"]: row for row in rows}
+    assert sorted(by_k) == ["5", "6", "7"]
+    assert by_k["5"]["run_id"] == first["k=5"].info.run_id and by_k["5"]["reused"] is True
+    assert by_k["5"]["test_accuracy"] == first["k=5"].data.metrics["test_accuracy"]
+    for k in ("6", "7"):  # trained now, as children of the new parent
+        child = client.get_run(by_k[k]["run_id"])
+        assert child.data.tags["mlflow.parentRunId"] == resumed.info.run_id
+        assert by_k[k]["reused"] is False and child.info.status == "FINISHED"
