@@ -6,7 +6,8 @@
 
 One row per job, or one per group of seeds when ``seed`` was swept (mean ± std over the seeds),
 with the swept values, validation and test accuracy, NMI when logged, inertia, training time,
-status and run id; the best row (highest validation accuracy, or mean) is marked. The store is
+status and run id; the best row is marked (the highest ``optimized_metric`` the sweep ran with,
+validation accuracy unless set otherwise; for groups, the highest mean). The store is
 ``--tracking-uri``, else ``MLFLOW_TRACKING_URI``, else ``sqlite:///mlflow.db`` here, as for runs.
 """
 
@@ -27,9 +28,9 @@ FORMATS = ("table", "markdown", "csv", "json")
 JOB_COLUMNS = ("val_accuracy", "test_accuracy", "val_nmi", "test_nmi", "inertia", "train_seconds")
 
 
-def job_table(rows: list[dict], keys: list[str]) -> list[dict]:
+def job_table(rows: list[dict], keys: list[str], score: str) -> list[dict]:
     """One row per job: swept values, scores, status, run id, and ``best`` on the best job."""
-    best = summary.best_row(rows)
+    best = summary.best_row(rows, score)
     logged = [c for c in JOB_COLUMNS if any(r.get(c) is not None for r in rows)]
     out = []
     for row in sorted(rows, key=lambda r: summary.sort_key(tuple(r[k] for k in keys))):
@@ -40,10 +41,10 @@ def job_table(rows: list[dict], keys: list[str]) -> list[dict]:
     return out
 
 
-def group_table(rows: list[dict], keys: list[str]) -> list[dict]:
+def group_table(rows: list[dict], keys: list[str], score: str) -> list[dict]:
     """One row per combination of the non-seed keys: n, means and stds, its best run."""
     groups = summary.group_by_seed(rows, keys)
-    top = summary.best_group(groups)
+    top = summary.best_group(groups, score)
     logged = [c for c in JOB_COLUMNS if any(g.get(f"{c}_mean") is not None for g in groups)]
     out = []
     for group in groups:
@@ -55,7 +56,7 @@ def group_table(rows: list[dict], keys: list[str]) -> list[dict]:
             line[f"{c}_std"] = group[f"{c}_std"]
         total = sum(1 for r in rows if all(r[k] == v for k, v in values.items()))
         line["status"] = f"{group['n']}/{total} FINISHED"
-        line["run_id"] = summary.best_row(members)["run_id"]
+        line["run_id"] = summary.best_row(members, score)["run_id"]
         line["best"] = group is top
         out.append(line)
     return out
@@ -136,7 +137,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     keys = sweep.swept_keys
     seeds = summary.SEED_KEY in keys
-    table = group_table(rows, keys) if seeds else job_table(rows, keys)
+    make = group_table if seeds else job_table
+    table = make(rows, keys, sweep.score)
     if not table:
         print(
             f"kmeans_exp.report: nothing to report: no FINISHED job in {sweep.parent_run_id}",

@@ -41,8 +41,10 @@ def swept_values(config: DictConfig) -> dict[str, str]:
     """
     values = {str(k): str(v) for k, v in (config.hydra.sweeper.get("params") or {}).items()}
     for override in OverridesParser.create().parse_overrides(list(config.hydra.overrides.task)):
-        if override.is_sweep_override():
+        if override.is_discrete_sweep():
             values[override.key_or_group] = ",".join(override.sweep_string_iterator())
+        elif override.is_sweep_override():  # an interval: an optimising sweeper's search space
+            values[override.key_or_group] = override.input_line.split("=", 1)[1]
     return values
 
 
@@ -80,23 +82,27 @@ class MlflowSweepCallback(Callback):
 
     def __init__(self) -> None:
         self._context: tracking.SweepContext | None = None
-        self._score = "val_accuracy"  # optimized_metric: what "best" maximises
         self._closed = False
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        # Hydra turns a callback's exceptions into warnings and sweeps on, so that every job
+        # would then fail on its own: stop here instead, with one line, before any run exists.
         try:
-            check_jobs(config)
-            if not config.tracking.enabled:
-                return
-            store = tracking.open_store(config.tracking.uri, config.tracking.experiment_name)
+            self._open(config)
         except KMeansExpError as e:
-            # Hydra turns a callback's exceptions into warnings and sweeps on: stop here, with
-            # the one line, before any run (or store) exists.
             sys.stderr.write(f"{e}\n")
             raise SystemExit(1) from None
+        except Exception as e:
+            sys.stderr.write(f"kmeans_exp: cannot open the sweep's parent run: {e!r}\n")
+            raise SystemExit(1) from None
+
+    def _open(self, config: DictConfig) -> None:
+        check_jobs(config)
+        if not config.tracking.enabled:
+            return
+        store = tracking.open_store(config.tracking.uri, config.tracking.experiment_name)
         overrides = list(config.hydra.overrides.task)
         metric = options.choice("optimized_metric", config.optimized_metric, OptimizedMetric)
-        self._score = metric.value
         self._context = tracking.open_parent(
             store,
             run_name="sweep " + (" ".join(overrides) or "(no overrides)"),
@@ -105,6 +111,7 @@ class MlflowSweepCallback(Callback):
                 "hydra.sweep.dir": str(config.hydra.sweep.dir),
             },
             sweep_params=swept_values(config),
+            score=metric.value,
         )
         os.environ[tracking.SWEEP_ENV] = self._context.to_env()
         atexit.register(self._close_after_failure)
@@ -128,4 +135,4 @@ class MlflowSweepCallback(Callback):
             return
         self._closed = True
         os.environ.pop(tracking.SWEEP_ENV, None)
-        tracking.close_parent(self._context, interrupted, self._score)
+        tracking.close_parent(self._context, interrupted)

@@ -204,3 +204,26 @@ def test_k_selection_preset_shortened_groups_seeds_and_suggests_a_k(tmp_path):
         for k in ("5", "8")
     }
     assert tags["suggested_k"] == max(silhouettes, key=silhouettes.get)
+
+
+def test_k_search_preset_shortened_tags_the_best_trial_by_the_optimized_metric(tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper", reason="pip install -e '.[optuna]'")
+    args = ["-m", "experiments=k_search", "hydra.sweeper.n_trials=3", "k=int(interval(5,12))"]
+    result = run_cli([*args, "steps=2", "optimized_metric=val_nmi"], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    client = client_for(tmp_path)
+    runs = client.search_runs([only_experiment(client)])
+    (parent,) = [r for r in runs if r.data.tags.get("kmeans_exp.sweep") == "parent"]
+    trials = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert len(trials) == 3 and all(r.info.status == "FINISHED" for r in trials)
+    assert all(5 <= int(r.data.params["k"]) <= 12 for r in trials)
+    best = max(trials, key=lambda r: r.data.metrics["val_nmi"])
+    tags = parent.data.tags
+    assert tags["kmeans_exp.optimized_metric"] == "val_nmi"
+    assert (
+        client.get_run(tags["best_run_id"]).data.metrics["val_nmi"] == best.data.metrics["val_nmi"]
+    )
+    assert tags["best_params"] == f"k={best.data.params['k']}"
+    assert parent.data.metrics["best_val_nmi"] == best.data.metrics["val_nmi"]
+    assert parent.data.params["sweep.k"] == "int(interval(5,12))"
+    assert "Best parameters" in result.stdout + result.stderr  # Optuna's own report

@@ -25,6 +25,7 @@ SWEPT_TAG = "kmeans_exp.swept."  # + key: the value a child run sweeps
 REUSED_TAG = "kmeans_exp.reused."  # + config hash, on the parent: a job answered by an old run
 PARENT_TAG = "kmeans_exp.sweep"  # "parent" on every sweep's parent run
 SWEPT_KEYS_TAG = "kmeans_exp.swept_keys"  # JSON list, on the parent: the swept keys in order
+SCORE_TAG = "kmeans_exp.optimized_metric"  # on the parent: what its best_* maximise
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class SweepContext:
     experiment_id: str
     parent_run_id: str
     swept_keys: list[str]
+    score: str = summary.DEFAULT_SCORE  # what "best" maximises: the config's optimized_metric
 
     @property
     def store(self) -> Store:
@@ -62,17 +64,24 @@ def swept_tags(swept: dict[str, str]) -> dict[str, str]:
 
 
 def open_parent(
-    store: Store, run_name: str, tags: dict[str, str], sweep_params: dict[str, str]
+    store: Store, run_name: str, tags: dict[str, str], sweep_params: dict[str, str], score: str
 ) -> SweepContext:
     """Create the parent run (RUNNING until ``close_parent``) and log what the sweep varies."""
     import mlflow
 
     client = mlflow.MlflowClient(store.uri)
-    parent_tags = {**tags, PARENT_TAG: "parent", SWEPT_KEYS_TAG: json.dumps(list(sweep_params))}
+    parent_tags = {
+        **tags,
+        PARENT_TAG: "parent",
+        SWEPT_KEYS_TAG: json.dumps(list(sweep_params)),
+        SCORE_TAG: score,
+    }
     parent = client.create_run(store.experiment_id, run_name=run_name, tags=parent_tags)
     for key, values in sweep_params.items():
         client.log_param(parent.info.run_id, f"sweep.{key}", values)
-    return SweepContext(store.uri, store.experiment_id, parent.info.run_id, list(sweep_params))
+    return SweepContext(
+        store.uri, store.experiment_id, parent.info.run_id, list(sweep_params), score
+    )
 
 
 def find_sweep(uri: str, parent_run_id: str | None, experiment_name: str) -> SweepContext:
@@ -118,7 +127,8 @@ def find_sweep(uri: str, parent_run_id: str | None, experiment_name: str) -> Swe
         keys = sorted(
             p.removeprefix("sweep.") for p in parent.data.params if p.startswith("sweep.")
         )
-    return SweepContext(uri, parent.info.experiment_id, parent.info.run_id, keys)
+    score = parent.data.tags.get(SCORE_TAG, summary.DEFAULT_SCORE)
+    return SweepContext(uri, parent.info.experiment_id, parent.info.run_id, keys, score)
 
 
 def record_failed_job(sweep: SweepContext, run_name: str, swept: dict[str, str], error: str):
@@ -174,7 +184,7 @@ def job_rows(sweep: SweepContext, client: Any = None) -> list[dict]:
     return rows
 
 
-def close_parent(sweep: SweepContext, interrupted: bool, score: str = summary.DEFAULT_SCORE) -> str:
+def close_parent(sweep: SweepContext, interrupted: bool) -> str:
     """Summarise the children on the parent and end it: FINISHED only if every job finished.
 
     Children still RUNNING (their worker died) are marked FAILED first.
@@ -189,7 +199,7 @@ def close_parent(sweep: SweepContext, interrupted: bool, score: str = summary.DE
         row["status"] = "FAILED"
     statuses = [r["status"] for r in rows]
     failed, killed = statuses.count("FAILED"), statuses.count("KILLED")
-    _log_summary(client, sweep, rows, failed, killed, score)
+    _log_summary(client, sweep, rows, failed, killed)
     if killed:
         status = "KILLED"
     elif failed or interrupted:
@@ -209,13 +219,13 @@ def close_parent(sweep: SweepContext, interrupted: bool, score: str = summary.DE
 
 
 def _log_summary(
-    client: Any, sweep: SweepContext, rows: list[dict], failed: int, killed: int, score: str
+    client: Any, sweep: SweepContext, rows: list[dict], failed: int, killed: int
 ) -> None:
     import matplotlib.pyplot as plt
 
     from kmeans_exp import plots
 
-    run_id, keys = sweep.parent_run_id, sweep.swept_keys
+    run_id, keys, score = sweep.parent_run_id, sweep.swept_keys, sweep.score
     client.log_metric(run_id, "jobs", len(rows))
     client.log_metric(run_id, "failed_jobs", failed)
     client.log_metric(run_id, "killed_jobs", killed)
