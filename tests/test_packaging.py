@@ -53,7 +53,7 @@ def test_import_and_help_do_not_import_tensorflow_or_mlflow(tmp_path):
         timeout=60,
     )
     assert help_run.returncode == 0, help_run.stderr
-    presets = "experiments: k_selection, k_sweep, metric_comparison, paper_baseline, seed_tutorial"
+    presets = "experiments: k_search, k_selection, k_sweep, metric_comparison, paper_baseline,"
     assert presets in help_run.stdout
 
 
