@@ -1,4 +1,4 @@
-"""Servers that tests start on 127.0.0.1 (MLflow, a Ray head), stopped by their own PIDs."""
+"""Servers that tests start on 127.0.0.1 (MLflow, PostgreSQL, a Ray head), stopped by PID."""
 
 from __future__ import annotations
 
@@ -69,8 +69,8 @@ def mlflow_process(
 
 
 @contextmanager
-def tracking_server(root: Path) -> Iterator[str]:
-    """``mlflow server`` on 127.0.0.1 with a SQLite backend and a local artifact store."""
+def tracking_server(root: Path, backend_uri: str | None = None) -> Iterator[str]:
+    """``mlflow server`` on 127.0.0.1 with a local artifact store; SQLite unless ``backend_uri``."""
     port = free_port()
     args = [
         "server",
@@ -81,7 +81,7 @@ def tracking_server(root: Path) -> Iterator[str]:
         "--workers",
         "1",
         "--backend-store-uri",
-        f"sqlite:///{root / 'server.db'}",
+        backend_uri or f"sqlite:///{root / 'server.db'}",
         "--artifacts-destination",
         str(root / "artifacts"),
     ]
@@ -176,3 +176,63 @@ def ray_head() -> Iterator[str]:
     finally:
         stop_ray_head(temp)
         shutil.rmtree(temp, ignore_errors=True)
+
+
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+
+
+def _run_as_postgres(*args: str) -> None:
+    subprocess.run(
+        ["runuser", "-u", "postgres", "--", *args], check=True, capture_output=True, timeout=120
+    )
+
+
+@contextmanager
+def postgres_database(name: str = "mlflow") -> Iterator[str]:
+    """A fresh PostgreSQL cluster on 127.0.0.1 only, with one empty database; yields its URI.
+
+    Debian's PostgreSQL 15 refuses to run as root, so ``initdb`` and ``postgres`` run as the
+    ``postgres`` user on a temporary folder it owns, with its own socket folder. Stopped by the
+    PID in ``postmaster.pid`` (a fast shutdown), never by name.
+    """
+    root = Path(tempfile.mkdtemp(prefix="pg", dir="/tmp"))
+    data, sockets = root / "data", root / "sockets"
+    sockets.mkdir()
+    shutil.chown(root, "postgres", "postgres")
+    shutil.chown(sockets, "postgres", "postgres")
+    port = free_port()
+    proc = None
+    try:
+        _run_as_postgres(str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust")
+        log = open(root / "postgres.log", "w")  # noqa: SIM115 (closed below)
+        server = [str(PG_BIN / "postgres"), "-D", str(data), "-c", "listen_addresses=127.0.0.1"]
+        proc = subprocess.Popen(
+            ["runuser", "-u", "postgres", "--", *server, "-p", str(port), "-k", str(sockets)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 60
+        while subprocess.run(
+            [str(PG_BIN / "pg_isready"), "-h", "127.0.0.1", "-p", str(port)], capture_output=True
+        ).returncode:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"PostgreSQL did not start: {(root / 'postgres.log').read_text()}"
+                )
+            time.sleep(0.3)
+        _run_as_postgres(str(PG_BIN / "createdb"), "-h", "127.0.0.1", "-p", str(port), name)
+        yield f"postgresql://postgres@127.0.0.1:{port}/{name}"
+    finally:
+        pid_file = data / "postmaster.pid"
+        if pid_file.exists():
+            pid = int(pid_file.read_text().split()[0])
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGINT)  # PostgreSQL's fast shutdown
+            deadline = time.monotonic() + 30
+            while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+                time.sleep(0.2)
+        if proc is not None:
+            proc.wait(timeout=30)
+            log.close()
+        shutil.rmtree(root, ignore_errors=True)

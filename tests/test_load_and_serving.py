@@ -1,8 +1,9 @@
-"""Load (20 parallel jobs, SQLite and a tracking server) and the logged model served over HTTP."""
+"""Load (20 parallel jobs: SQLite, a tracking server, one on PostgreSQL) and model serving."""
 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import urllib.request
 
@@ -10,7 +11,7 @@ import mlflow
 import numpy as np
 import pytest
 from conftest import client_for, run_cli
-from servers import free_port, mlflow_process, tracking_server
+from servers import PG_BIN, free_port, mlflow_process, postgres_database, tracking_server
 
 pytestmark = pytest.mark.slow
 
@@ -58,6 +59,23 @@ def test_twenty_parallel_jobs_against_a_tracking_server(tmp_path):
         assert result.returncode == 0, result.stderr[-3000:]
         check_twenty_children(mlflow.MlflowClient(url))
     assert not (tmp_path / "mlflow.db").exists()  # everything went to the server
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or not PG_BIN.is_dir(),
+    reason="needs root (runuser) and Debian's postgresql (.ci/run installs it)",
+)
+def test_twenty_parallel_jobs_against_a_postgresql_backed_server(tmp_path):
+    """The README's cluster recipe, for real: mlflow server on PostgreSQL, a joblib sweep."""
+    psycopg = pytest.importorskip("psycopg", reason="pip install -e '.[postgres]'")
+    with postgres_database() as database, tracking_server(tmp_path, database) as url:
+        result = run_cli(SWEEP, tmp_path, env={"MLFLOW_TRACKING_URI": url})
+        assert result.returncode == 0, result.stderr[-3000:]
+        check_twenty_children(mlflow.MlflowClient(url))
+        with psycopg.connect(database) as db:  # the rows really are in PostgreSQL
+            query = "SELECT COUNT(*) FROM metrics WHERE key = 'avg_distance'"
+            assert db.execute(query).fetchone()[0] == JOBS * STEPS
+    assert not (tmp_path / "mlflow.db").exists()
 
 
 def test_served_model_answers_like_the_loaded_one(tmp_path, mnist):
