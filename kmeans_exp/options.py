@@ -8,6 +8,7 @@ or refused with the same one-line message whichever door it comes through. ``Con
 
 from __future__ import annotations
 
+import numbers
 from enum import Enum
 from typing import TypeVar
 
@@ -52,21 +53,28 @@ def choice(key: str, value: str | E, options: type[E]) -> E:
         raise ConfigError(f"{key}={value}: expected one of {allowed}") from None
 
 
+def _is_integer(value: object) -> bool:
+    """A Python or NumPy integer, not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
 def at_least(key: str, value: int, minimum: int, meaning: str = "") -> int:
     """An integer ``>= minimum``; ``meaning`` says what the key is, in the error message."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+    if not _is_integer(value) or value < minimum:
         suffix = f" ({meaning})" if meaning else ""
         raise ConfigError(f"{key}={value}: expected an integer >= {minimum}{suffix}")
-    return value
+    return int(value)
 
 
 def batch_size(key: str, value: int | None) -> int | None:
     """A positive batch size, or None for the whole training set."""
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+    if value is None:
+        return None
+    if not _is_integer(value) or value < 1:
         raise ConfigError(
             f"{key}={value}: expected an integer >= 1, or null for the whole training set"
         )
-    return value
+    return int(value)
 
 
 def fits_rows(k: int, batch: int | None, n_rows: int, k_key: str = "k") -> None:
