@@ -25,17 +25,6 @@ SUMMARY_METRICS = (
     "silhouette",
     "train_seconds",
 )
-GROUP_METRICS = (
-    "val_accuracy",
-    "test_accuracy",
-    "val_nmi",
-    "test_nmi",
-    "test_ari",
-    "test_matched_accuracy",
-    "inertia",
-    "silhouette",
-    "train_seconds",
-)
 DEFAULT_SCORE = (
     "val_accuracy"  # what "best" maximises (config: optimized_metric); never a test score
 )
@@ -50,7 +39,7 @@ def group_by_seed(rows: Sequence[dict], swept_keys: Sequence[str]) -> list[dict]
     """One row per combination of the swept keys other than ``seed``, over finished jobs.
 
     Each group row has those keys' values, ``n`` (its finished jobs) and, for every metric in
-    ``GROUP_METRICS``, ``<metric>_mean`` and ``<metric>_std`` (sample standard deviation,
+    ``SUMMARY_METRICS``, ``<metric>_mean`` and ``<metric>_std`` (sample standard deviation,
     ``ddof=1``; None for a single job), plus the ``run_ids`` of its members.
     """
     keys = [k for k in swept_keys if k != SEED_KEY]
@@ -61,7 +50,7 @@ def group_by_seed(rows: Sequence[dict], swept_keys: Sequence[str]) -> list[dict]
     for values, members in sorted(groups.items(), key=lambda item: sort_key(item[0])):
         group: dict[str, Any] = dict(zip(keys, values, strict=True))
         group["n"] = len(members)
-        for metric in GROUP_METRICS:
+        for metric in SUMMARY_METRICS:
             series = [r[metric] for r in members if _number(r.get(metric))]
             group[f"{metric}_mean"] = float(np.mean(series)) if series else None
             group[f"{metric}_std"] = float(np.std(series, ddof=1)) if len(series) > 1 else None

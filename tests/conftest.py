@@ -42,12 +42,19 @@ def mnist(mnist_raw):
 
 
 def run_cli(
-    args: list[str], cwd: Path, timeout: float = 600, env: dict[str, str] | None = None
+    args: list[str],
+    cwd: Path,
+    timeout: float = 600,
+    env: dict[str, str] | None = None,
+    module: str = "kmeans_exp",
 ) -> subprocess.CompletedProcess:
-    """``python -m kmeans_exp ARGS`` as a user runs it in ``cwd``: MLflow's default store there."""
+    """``python -m MODULE ARGS`` as a user runs it in ``cwd``: MLflow's default store there.
+
+    ``MLFLOW_TRACKING_URI`` reaches the command only when ``env`` sets it.
+    """
     environment = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     return subprocess.run(
-        [sys.executable, "-m", "kmeans_exp", *args],
+        [sys.executable, "-m", module, *args],
         cwd=cwd,
         capture_output=True,
         text=True,

@@ -1,4 +1,4 @@
-"""Reference implementations the engine is checked against: plain NumPy and TF's legacy op."""
+"""What the engine is checked against: NumPy references of its rules, and accuracy bands."""
 
 from __future__ import annotations
 
@@ -54,18 +54,3 @@ def mini_batch_step(
         c[j] += (members.sum(0) - k_j * c[j]) / (n_j + k_j)
         counts[j] += k_j
     return c.astype(np.float32), counts
-
-
-def tf_legacy_train(
-    x: np.ndarray,
-    initial_centers: np.ndarray,
-    metric: str,
-    use_mini_batch: bool,
-    batches: list[np.ndarray],
-    threads: int = 1,
-) -> tuple[np.ndarray, list[float]]:
-    """TF's legacy op (``kmeans_exp.legacy_op``): its final centres and step scores."""
-    from kmeans_exp.legacy_op import legacy_train
-
-    run = legacy_train(x, initial_centers, metric, use_mini_batch, batches, threads)
-    return run.centers, run.avg_distances

@@ -5,9 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import subprocess
-import sys
 
 import mlflow
 import pytest
@@ -16,17 +13,8 @@ from conftest import run_cli
 pytestmark = pytest.mark.slow
 
 
-def report(args: list[str], cwd, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """The command as a user runs it in ``cwd``: MLFLOW_TRACKING_URI only if ``env`` sets it."""
-    environment = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    return subprocess.run(
-        [sys.executable, "-m", "kmeans_exp.report", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**environment, **(env or {})},
-    )
+def report(args: list[str], cwd, env: dict[str, str] | None = None):
+    return run_cli(args, cwd, timeout=120, env=env, module="kmeans_exp.report")
 
 
 @pytest.fixture(scope="module")
