@@ -34,7 +34,7 @@ def main(cfg: DictConfig) -> float:
 
     hydra_cfg = HydraConfig.get()
     try:
-        launch = launch_from_hydra(hydra_cfg)
+        launch = launch_from_hydra(hydra_cfg, cfg.tracking.enabled)
         try:
             exp = to_experiment_config(cfg)
         except KMeansExpError as e:
@@ -50,13 +50,13 @@ def main(cfg: DictConfig) -> float:
     return result.metrics.get(result.config.optimized_metric.value, math.nan)
 
 
-def launch_from_hydra(hydra_cfg: DictConfig):
+def launch_from_hydra(hydra_cfg: DictConfig, tracking_enabled: bool):
     """What this Hydra job adds to a run: overrides, output folder, the sweep it belongs to."""
     from kmeans_exp.runner import Launch
 
     overrides = tuple(hydra_cfg.overrides.task)
     sweep = tracking.SweepContext.from_env()
-    if hydra_cfg.mode == RunMode.MULTIRUN and sweep is None:
+    if hydra_cfg.mode == RunMode.MULTIRUN and sweep is None and tracking_enabled:
         raise TrackingError(
             f"{tracking.SWEEP_ENV} is not set in this sweep job: the parent run's tracking "
             "settings did not reach this worker (pass the variable to remote workers)"

@@ -227,3 +227,10 @@ def test_k_search_preset_shortened_tags_the_best_trial_by_the_optimized_metric(t
     assert parent.data.metrics["best_val_nmi"] == best.data.metrics["val_nmi"]
     assert parent.data.params["sweep.k"] == "int(interval(5,12))"
     assert "Best parameters" in result.stdout + result.stderr  # Optuna's own report
+
+
+def test_a_sweep_with_tracking_off_runs_and_logs_nothing(tmp_path):
+    result = run_cli(["-m", "k=5,6", "steps=1", "tracking.enabled=false"], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("accuracy: train") == 2 and "MLflow run" not in result.stdout
+    assert not (tmp_path / "mlflow.db").exists() and not (tmp_path / "mlruns").exists()
