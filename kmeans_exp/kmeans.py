@@ -83,7 +83,8 @@ class KMeans(tf.Module):
     Attributes set by ``fit`` end in ``_``: ``cluster_centers_``, ``history_`` (one ``StepStats``
     per step of the kept restart), ``labels_`` and ``inertia_`` (nearest final centre of every
     training row, and the sum of those distances), ``restart_inertia_`` (each restart's final
-    inertia), ``best_restart_`` and ``init_seconds_`` (initialisation time, all restarts).
+    inertia), ``best_restart_``, ``prepare_seconds_`` (inputs as the engine sees them) and
+    ``init_seconds_`` (initialisation time, all restarts).
     """
 
     def __init__(
@@ -119,6 +120,7 @@ class KMeans(tf.Module):
         self._centers: tf.Variable | None = None
         self._counts: tf.Variable | None = None
         self.init_seconds_ = 0.0
+        self.prepare_seconds_ = 0.0
         self.labels_: np.ndarray | None = None
         self.inertia_: float | None = None
         self._step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
@@ -198,9 +200,11 @@ class KMeans(tf.Module):
             raise ConfigError(
                 f"n_init={self.n_init}: explicit initial_centers allow one run only (n_init=1)"
             )
+        start = time.perf_counter()
         xs = self._prepare(x)
         options.fits_rows(self.n_clusters, self.batch_size, xs.shape[0], "n_clusters")
         sq_norms = tf.reduce_sum(tf.square(xs), axis=1)
+        self.prepare_seconds_ = time.perf_counter() - start
         per_call = self.steps_per_call(xs.shape[0])
         self.init_seconds_ = 0.0
         self.restart_inertia_ = []

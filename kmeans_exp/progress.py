@@ -52,6 +52,12 @@ def after_training(model: Any, steps: int) -> None:
         )
 
 
+def time_to_first_step(parts: dict[str, float]) -> None:
+    """Where the time before training went, at debug level (``hydra.verbose=kmeans_exp``)."""
+    text = ", ".join(f"{name} {seconds:.2f}s" for name, seconds in parts.items())
+    log.debug("time to the first training step: %s (total %.2fs)", text, sum(parts.values()))
+
+
 def summary(metrics: dict[str, float], run: str | None) -> None:
     """The closing lines: scores, timings, and where the MLflow run is (if there is one)."""
     log.info(

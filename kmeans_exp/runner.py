@@ -73,7 +73,9 @@ def run_experiment(
         splits = data.load_splits(d.source, d.path, d.dataset, d.url, d.validation_size)
         data_seconds = time.perf_counter() - start
         exp.check_against_data(len(splits.x_train))
+        start = time.perf_counter()
         store = _open_store(exp, launch.sweep)
+        store_seconds = time.perf_counter() - start
     except KMeansExpError as e:
         launch.record_failure(e)
         raise
@@ -84,7 +86,10 @@ def run_experiment(
         if previous is not None:
             return _reuse(exp, store, launch, digest, *previous)
 
+    start = time.perf_counter()
     from kmeans_exp.kmeans import KMeans  # TensorFlow loads only once the inputs are good
+
+    tf_seconds = time.perf_counter() - start
 
     tags = {tracking.CONFIG_HASH_TAG: digest, **tracking.swept_tags(launch.swept)}
     if launch.hydra_dir is not None:
@@ -111,6 +116,16 @@ def run_experiment(
         )
         train(model, splits.x_train, exp.steps, run)
         train_seconds = time.perf_counter() - start
+        progress.time_to_first_step(
+            {
+                "data": data_seconds,
+                "tracking store": store_seconds,
+                "tensorflow import": tf_seconds,
+                "input prepare": model.prepare_seconds_,
+                "init": model.init_seconds_ / model.n_init,
+                "first step (with trace and compile)": model.history_[0].seconds,
+            }
+        )
 
         start = time.perf_counter()
         evaluation = evaluate.evaluate_model(model, splits, exp.seed)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import subprocess
@@ -61,12 +62,17 @@ def test_restarts_log_each_inertia_and_keep_the_best(store):
     assert [m.value for m in chosen] == [m.value for m in kept]
 
 
-def test_tracking_off_logs_nothing(tmp_path, monkeypatch):
+def test_tracking_off_logs_nothing(tmp_path, monkeypatch, caplog):
     monkeypatch.chdir(tmp_path)
+    caplog.set_level(logging.DEBUG, logger="kmeans_exp")
     result = kmeans_exp.run_experiment(k=5, steps=2, tracking={"enabled": False})
     assert result.run_id is None and result.tracking_uri is None
     assert 0.3 < result.metrics["test_accuracy"] < 0.8
     assert list(tmp_path.iterdir()) == []  # no store, no artifacts
+    (line,) = [r.getMessage() for r in caplog.records if "first training step" in r.getMessage()]
+    parts = ("data", "tracking store", "tensorflow import", "input prepare", "init", "first step")
+    assert all(f"{part} " in line for part in parts), line
+    assert not any("MLflow run" in r.getMessage() for r in caplog.records)
 
 
 @pytest.mark.parametrize(
