@@ -57,6 +57,7 @@ def environment(bench: BenchData, quick: bool) -> dict:
         "faiss": faiss.__version__,
         "sklearn": sklearn.__version__,
         "data": f"{bench.x.shape[0]:,} x {bench.x.shape[1]} float32",
+        "openblas_kernel": common.openblas_kernel_for_this_cpu(),
         "quick": quick,
     }
 
@@ -87,7 +88,7 @@ def tutorial(bench: BenchData, init: np.ndarray, steps: int) -> dict:
 
 
 def full_batch(bench: BenchData, init: np.ndarray, iters: int, repeats: int, quick: bool):
-    kernel = common.openblas_kernel_for_this_cpu()
+    kernel = common.openblas_kernel_for_this_cpu()  # faiss again, with numpy's BLAS kernel
     tuned = peers.faiss_in_child(kernel, iters, repeats, quick) if kernel else None
     rows = []
     for metric, x, x_test, spherical in (

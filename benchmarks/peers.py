@@ -113,9 +113,11 @@ def legacy_tf(x: np.ndarray, init: np.ndarray, batches: list[np.ndarray]) -> dic
 if __name__ == "__main__":
     # Child mode: faiss alone, with this process's OPENBLAS_CORETYPE; one JSON line out.
     _, _, iters, repeats, *rest = sys.argv
-    x, xn = load_data(quick="--quick" in rest)[:2]
+    bench = load_data(quick="--quick" in rest)
     rows = {
-        "cosine": faiss_full_batch(xn, True, int(iters), int(repeats))["per_iter_s"],
-        "squared_euclidean": faiss_full_batch(x, False, int(iters), int(repeats))["per_iter_s"],
+        "cosine": faiss_full_batch(bench.xn, True, int(iters), int(repeats))["per_iter_s"],
+        "squared_euclidean": faiss_full_batch(bench.x, False, int(iters), int(repeats))[
+            "per_iter_s"
+        ],
     }
     print(json.dumps(rows))

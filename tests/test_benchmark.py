@@ -26,6 +26,10 @@ def test_quick_benchmark_produces_consistent_tables_and_targets(tmp_path):
     report = json.loads((tmp_path / "latest-quick.json").read_text())
 
     rows = {row["name"]: row for row in report["full_batch"]}
+    kernel = report["environment"]["openblas_kernel"]
+    if kernel:  # faiss also ran in a child process with numpy's OpenBLAS kernel
+        for label in ("spherical", "L2"):
+            assert f"faiss-cpu {label} (OPENBLAS_CORETYPE={kernel})" in rows
     for metric in ("cosine", "squared_euclidean"):
         ours = rows[f"this engine, {metric}"]["per_iter_s"]["median"]
         peers = [r for r in report["full_batch"] if r["metric"] == metric and "ratio" in r]
