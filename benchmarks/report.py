@@ -10,6 +10,11 @@ def ms(seconds: float) -> str:
     return f"{seconds * 1e3:.1f}"
 
 
+def number(value: float) -> str:
+    """Three significant digits, without an exponent for large values (1601, not 1.6e+03)."""
+    return f"{value:.0f}" if abs(value) >= 100 else f"{value:.3g}"
+
+
 def markdown(report: dict) -> str:
     env = report["environment"]
     lines = [
@@ -95,7 +100,7 @@ def markdown(report: dict) -> str:
     lines += ["", "| target | measured | bound | |", "| --- | --- | --- | --- |"]
     for t in report["targets"]:
         lines.append(
-            f"| {t['text']} | {t['value']:.3g}{t['unit']} | {t['bound']} | "
+            f"| {t['text']} | {number(t['value'])}{t['unit']} | {t['bound']} | "
             f"{'met' if t['met'] else 'NOT met'} |"
         )
     return "\n".join(lines) + "\n"
