@@ -21,6 +21,7 @@ from omegaconf import DictConfig
 from kmeans_exp import tracking
 from kmeans_exp.config import CONFIG_DIR, register_schema, to_experiment_config
 from kmeans_exp.errors import KMeansExpError, TrackingError, UserError
+from kmeans_exp.runner import Launch, run_experiment
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +31,6 @@ register_schema()
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="config")
 def main(cfg: DictConfig) -> float:
     """Run one experiment; return ``optimized_metric`` (validation accuracy), what sweepers use."""
-    from kmeans_exp.runner import run_experiment
-
     hydra_cfg = HydraConfig.get()
     try:
         launch = launch_from_hydra(hydra_cfg, cfg.tracking.enabled)
@@ -50,10 +49,8 @@ def main(cfg: DictConfig) -> float:
     return result.metrics.get(result.config.optimized_metric.value, math.nan)
 
 
-def launch_from_hydra(hydra_cfg: DictConfig, tracking_enabled: bool):
+def launch_from_hydra(hydra_cfg: DictConfig, tracking_enabled: bool) -> Launch:
     """What this Hydra job adds to a run: overrides, output folder, the sweep it belongs to."""
-    from kmeans_exp.runner import Launch
-
     overrides = tuple(hydra_cfg.overrides.task)
     sweep = tracking.SweepContext.from_env()
     if hydra_cfg.mode == RunMode.MULTIRUN and sweep is None and tracking_enabled:
@@ -61,7 +58,7 @@ def launch_from_hydra(hydra_cfg: DictConfig, tracking_enabled: bool):
             f"{tracking.SWEEP_ENV} is not set in this sweep job: the parent run's tracking "
             "settings did not reach this worker (pass the variable to remote workers)"
         )
-    swept = swept_values(overrides, sweep.swept_keys) if sweep else {}
+    swept = job_values(overrides, sweep.swept_keys) if sweep else {}
     return Launch(
         overrides=overrides,
         hydra_dir=Path(hydra_cfg.runtime.output_dir) / ".hydra",
@@ -71,7 +68,7 @@ def launch_from_hydra(hydra_cfg: DictConfig, tracking_enabled: bool):
     )
 
 
-def swept_values(overrides: tuple[str, ...], swept_keys: list[str]) -> dict[str, str]:
+def job_values(overrides: tuple[str, ...], swept_keys: list[str]) -> dict[str, str]:
     """This job's value of each swept key, from its overrides (``k=50`` -> ``{"k": "50"}``)."""
     values = {}
     for override in overrides:
