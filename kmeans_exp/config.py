@@ -164,6 +164,15 @@ def as_dict(exp: ExperimentConfig) -> dict[str, Any]:
     return OmegaConf.to_container(OmegaConf.structured(exp), resolve=True, enum_to_str=True)
 
 
+def default_run_name(exp: ExperimentConfig) -> str:
+    """A readable run name from the settings, e.g. ``k=25 cosine bs=1024``."""
+    if not exp.use_mini_batch:
+        mode = "full-batch"
+    else:
+        mode = "bs=all" if exp.batch_size is None else f"bs={exp.batch_size}"
+    return f"k={exp.k} {exp.distance_metric.value} {mode}"
+
+
 def config_hash(exp: ExperimentConfig) -> str:
     """A stable hash of what determines a run's results: engine settings, data and seed.
 

@@ -52,8 +52,16 @@ def after_training(model: Any, steps: int) -> None:
         )
 
 
-def time_to_first_step(parts: dict[str, float]) -> None:
+def time_to_first_step(data_s: float, store_s: float, tensorflow_s: float, model: Any) -> None:
     """Where the time before training went, at debug level (``hydra.verbose=kmeans_exp``)."""
+    parts = {
+        "data": data_s,
+        "tracking store": store_s,
+        "tensorflow import": tensorflow_s,
+        "input prepare": model.prepare_seconds_,
+        "init": model.init_seconds_ / model.n_init,
+        "first step (with trace and compile)": model.history_[0].seconds,
+    }
     text = ", ".join(f"{name} {seconds:.2f}s" for name, seconds in parts.items())
     log.debug("time to the first training step: %s (total %.2fs)", text, sum(parts.values()))
 

@@ -18,6 +18,7 @@ from kmeans_exp.config import (
     as_dict,
     compose,
     config_hash,
+    default_run_name,
     flatten,
     with_overrides,
 )
@@ -91,12 +92,8 @@ def run_experiment(
 
     tf_seconds = time.perf_counter() - start
 
-    tags = {tracking.CONFIG_HASH_TAG: digest, **tracking.swept_tags(launch.swept)}
-    if launch.hydra_dir is not None:
-        tags["hydra.overrides"] = " ".join(launch.overrides) or "(none)"
-    commit = tracking.git_commit(Path(__file__).parent)
-    if commit:
-        tags["mlflow.source.git.commit"] = commit
+    overrides = launch.overrides if launch.hydra_dir is not None else None
+    tags = tracking.run_tags(digest, launch.swept, overrides)
     name = exp.tracking.run_name or launch.job_name or default_run_name(exp)
     parent = launch.sweep.parent_run_id if launch.sweep else None
     with tracking.experiment_run(store, name, parent, tags) as run:
@@ -116,16 +113,7 @@ def run_experiment(
         )
         train(model, splits.x_train, exp.steps, run)
         train_seconds = time.perf_counter() - start
-        progress.time_to_first_step(
-            {
-                "data": data_seconds,
-                "tracking store": store_seconds,
-                "tensorflow import": tf_seconds,
-                "input prepare": model.prepare_seconds_,
-                "init": model.init_seconds_ / model.n_init,
-                "first step (with trace and compile)": model.history_[0].seconds,
-            }
-        )
+        progress.time_to_first_step(data_seconds, store_seconds, tf_seconds, model)
 
         start = time.perf_counter()
         evaluation = evaluate.evaluate_model(model, splits, exp.seed)
@@ -175,15 +163,6 @@ def _open_store(exp: ExperimentConfig, sweep: tracking.SweepContext | None):
     if not exp.tracking.enabled:
         return None
     return tracking.open_store(exp.tracking.uri, exp.tracking.experiment_name)
-
-
-def default_run_name(exp: ExperimentConfig) -> str:
-    """A readable name from the settings, e.g. ``k=25 cosine bs=1024``."""
-    if not exp.use_mini_batch:
-        mode = "full-batch"
-    else:
-        mode = "bs=all" if exp.batch_size is None else f"bs={exp.batch_size}"
-    return f"k={exp.k} {exp.distance_metric.value} {mode}"
 
 
 def train(model: Any, x: Any, steps: int, run: tracking.ExperimentRun) -> None:

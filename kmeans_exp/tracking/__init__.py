@@ -12,6 +12,7 @@ from kmeans_exp.tracking.run import (
     experiment_run,
     mlflow_run,
     raise_terminated,
+    run_tags,
 )
 from kmeans_exp.tracking.store import (
     CONFIG_HASH_TAG,
@@ -61,6 +62,7 @@ __all__ = [
     "record_failed_job",
     "record_reused_job",
     "resolve_uri",
+    "run_tags",
     "run_url",
     "setup_experiment",
     "swept_tags",

@@ -22,7 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from kmeans_exp.tracking.store import Store
+from kmeans_exp.tracking.store import CONFIG_HASH_TAG, Store, git_commit
+from kmeans_exp.tracking.sweep import swept_tags
 
 PYFUNC_MODEL_FILE = Path(__file__).resolve().parent.parent / "pyfunc_model.py"
 
@@ -240,6 +241,17 @@ class ExperimentRun:
                 pip_requirements=[f"mlflow=={mlflow.__version__}"],  # brings numpy; checked fast
             )
         mlflow.set_tag("model_uri", info.model_uri)
+
+
+def run_tags(config_hash: str, swept: dict[str, str], overrides: tuple[str, ...] | None):
+    """A run's tags: its config hash, swept values, Hydra overrides (CLI runs), git commit."""
+    tags = {CONFIG_HASH_TAG: config_hash, **swept_tags(swept)}
+    if overrides is not None:
+        tags["hydra.overrides"] = " ".join(overrides) or "(none)"
+    commit = git_commit(Path(__file__).resolve().parent)
+    if commit:
+        tags["mlflow.source.git.commit"] = commit
+    return tags
 
 
 @contextmanager
