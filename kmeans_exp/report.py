@@ -56,7 +56,8 @@ def group_table(rows: list[dict], keys: list[str], score: str) -> list[dict]:
             line[f"{c}_std"] = group[f"{c}_std"]
         total = sum(1 for r in rows if all(r[k] == v for k, v in values.items()))
         line["status"] = f"{group['n']}/{total} FINISHED"
-        line["run_id"] = summary.best_row(members, score)["run_id"]
+        best = summary.best_row(members, score)  # None when no member logged the score
+        line["run_id"] = best["run_id"] if best else group["run_ids"][0]
         line["best"] = group is top
         out.append(line)
     return out

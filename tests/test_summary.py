@@ -45,3 +45,13 @@ def test_best_row_group_and_suggested_k():
 def test_groups_sort_numbers_numerically():
     rows = [row(k, "0", 0.5, 0.1) for k in ("100", "5", "25")]
     assert [g["k"] for g in summary.group_by_seed(rows, ["k", "seed"])] == ["5", "25", "100"]
+
+
+def test_report_groups_without_the_score_still_name_a_run():
+    """No validation split: no val_accuracy, so no best; each group still names a run."""
+    from kmeans_exp import report
+
+    rows = [{**row("5", s, 0.5, 0.1), "val_accuracy": None} for s in ("0", "1")]
+    (group,) = report.group_table(rows, ["k", "seed"], "val_accuracy")
+    assert group["run_id"] == "5-0" and group["best"] is False and group["n"] == 2
+    assert group["status"] == "2/2 FINISHED"
