@@ -18,7 +18,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from kmeans_exp import tracking
+from kmeans_exp import summary, tracking
 from kmeans_exp.config import CONFIG_DIR, register_schema, to_experiment_config
 from kmeans_exp.errors import KMeansExpError, TrackingError, UserError
 from kmeans_exp.runner import Launch, run_experiment
@@ -64,7 +64,7 @@ def launch_from_hydra(hydra_cfg: DictConfig, tracking_enabled: bool) -> Launch:
         hydra_dir=Path(hydra_cfg.runtime.output_dir) / ".hydra",
         sweep=sweep,
         swept=swept,
-        job_name=" ".join(f"{k}={v}" for k, v in swept.items()) or None,
+        job_name=summary.job_name(swept, list(swept)) or None,
     )
 
 

@@ -61,7 +61,7 @@ def group_by_seed(rows: Sequence[dict], swept_keys: Sequence[str]) -> list[dict]
 
 def group_name(group: dict, swept_keys: Sequence[str]) -> str:
     """``k=50 distance_metric=cosine``: the group's swept values other than the seed."""
-    return " ".join(f"{k}={group[k]}" for k in swept_keys if k != SEED_KEY) or "all"
+    return job_name(group, [k for k in swept_keys if k != SEED_KEY]) or "all"
 
 
 def best_row(rows: Sequence[dict], score: str = DEFAULT_SCORE) -> dict | None:
