@@ -62,7 +62,12 @@ class RawDataset:
 
 @dataclass(frozen=True)
 class Splits:
-    """Float32 features in [0, 1] (N, rows*cols) and int64 labels for train, validation and test."""
+    """Images as (N, rows*cols) uint8 pixels, and int64 labels, for train, validation and test.
+
+    The pixels stay uint8, views of the loaded arrays: no float copy of the data set is made.
+    The engine reads uint8 as value / 255; ``features`` gives that float32 array where a caller
+    needs one.
+    """
 
     raw: RawDataset
     x_train: np.ndarray
@@ -347,21 +352,23 @@ def split(raw: RawDataset, validation_size: int) -> Splits:
             "(the number of training images)"
         )
 
-    def features(images: np.ndarray) -> np.ndarray:
-        x = images.reshape(len(images), -1).astype(np.float32)
-        x /= np.float32(255.0)  # in place: one (n, d) buffer, not two
-        return x
-
-    x = features(raw.train_images)
+    x = raw.train_images.reshape(n_train, -1)
     return Splits(
         raw=raw,
         x_train=x[validation_size:],
         y_train=raw.train_labels[validation_size:],
         x_val=x[:validation_size],
         y_val=raw.train_labels[:validation_size],
-        x_test=features(raw.test_images),
+        x_test=raw.test_images.reshape(len(raw.test_images), -1),
         y_test=raw.test_labels,
     )
+
+
+def features(pixels: np.ndarray) -> np.ndarray:
+    """uint8 pixels as float32 features in [0, 1]: value / 255, what the engine computes."""
+    x = pixels.astype(np.float32)
+    x /= np.float32(255.0)  # in place: one buffer, not two
+    return x
 
 
 @functools.lru_cache(maxsize=2)

@@ -20,6 +20,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from kmeans_exp.data import features
+
 UNLABELLED = -1
 SILHOUETTE_SAMPLE = 2000  # training points the silhouette is computed on (it is O(n²))
 SKLEARN_METRIC = {"cosine": "cosine", "squared_euclidean": "sqeuclidean"}
@@ -133,7 +135,10 @@ def partition_scores(y_true: np.ndarray, cluster_idx: np.ndarray) -> dict[str, f
 
 
 def silhouette(x: np.ndarray, cluster_idx: np.ndarray, metric: str, seed: int) -> float:
-    """Mean silhouette of a seeded sample of rows under ``metric``; NaN if under 2 clusters."""
+    """Mean silhouette of a seeded sample of rows under ``metric``; NaN if under 2 clusters.
+
+    ``x`` as the engine takes it: uint8 pixels are scored as value / 255.
+    """
     from sklearn.metrics import silhouette_score
 
     rng = np.random.default_rng(seed)
@@ -141,7 +146,8 @@ def silhouette(x: np.ndarray, cluster_idx: np.ndarray, metric: str, seed: int) -
     labels = cluster_idx[rows]
     if not 2 <= len(np.unique(labels)) < len(rows):
         return float("nan")
-    return float(silhouette_score(x[rows], labels, metric=SKLEARN_METRIC[metric]))
+    sample = features(x[rows]) if x.dtype == np.uint8 else x[rows]
+    return float(silhouette_score(sample, labels, metric=SKLEARN_METRIC[metric]))
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.ndarray:

@@ -35,6 +35,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -46,6 +47,7 @@ from kmeans_exp.tf_import import tf
 _INIT_SALT = 0
 _BATCH_SALT = 1
 _ROWS_PER_CALL = 65_536
+_CHUNK_ROWS = 2048  # rows per chunk of a whole-set pass: ~6 MB of float32, cache-sized
 _INDEX_SHUFFLE_PAD = 498247692  # the constant tf.random.experimental.index_shuffle prepends
 
 
@@ -139,36 +141,29 @@ class KMeans(tf.Module):
 
     def initialize(self, x: np.ndarray, initial_centers: np.ndarray | None = None) -> KMeans:
         """Choose the initial centres (or take ``initial_centers``) and reset the counts."""
-        xs = self._prepare(x)
-        options.fits_rows(self.n_clusters, None, xs.shape[0], "n_clusters")
-        return self._initialize(xs, initial_centers)
+        rows = self._rows(x)
+        options.fits_rows(self.n_clusters, None, rows.data.shape[0], "n_clusters")
+        return self._initialize(rows, initial_centers)
 
-    def _initialize(self, xs: tf.Tensor, initial_centers: np.ndarray | None) -> KMeans:
+    def _initialize(self, rows: Rows, initial_centers: np.ndarray | None) -> KMeans:
+        n, d = rows.data.shape
         if initial_centers is not None:
-            centers = tf.convert_to_tensor(initial_centers, dtype=tf.float32)
-            if centers.shape != (self.n_clusters, xs.shape[1]):
+            centers = _features(self._stored(initial_centers, "initial_centers"))
+            if centers.shape != (self.n_clusters, d):
                 raise ValueError(
                     f"initial_centers has shape {tuple(centers.shape)}, "
-                    f"expected ({self.n_clusters}, {xs.shape[1]})"
+                    f"expected ({self.n_clusters}, {d})"
                 )
-        elif self.init == "random":
-            centers = tf.gather(
-                xs,
-                tf.random.stateless_uniform(
-                    [self.n_clusters],
-                    self._seed_tensor(_INIT_SALT),
-                    minval=0,
-                    maxval=xs.shape[0],
-                    dtype=tf.int64,
-                ),
-            )
         else:
-            centers = _kmeans_plus_plus(
-                xs,
-                self.n_clusters,
-                self._seed_tensor(_INIT_SALT),
-                self.kmeans_plus_plus_num_retries,
-            )
+            seed = self._seed_tensor(_INIT_SALT)
+            if self.init == "random":
+                chosen = tf.random.stateless_uniform(
+                    [self.n_clusters], seed, minval=0, maxval=n, dtype=tf.int64
+                )
+            else:
+                retries = self.kmeans_plus_plus_num_retries
+                chosen = _kmeans_plus_plus(rows, self.n_clusters, seed, retries)
+            centers = _features(*_gather_rows(rows, chosen)[:2])
         if self.distance_metric == "cosine":
             centers = tf.math.l2_normalize(centers, axis=1)
         if self._centers is None or self._centers.shape != centers.shape:
@@ -201,28 +196,27 @@ class KMeans(tf.Module):
                 f"n_init={self.n_init}: explicit initial_centers allow one run only (n_init=1)"
             )
         start = time.perf_counter()
-        xs = self._prepare(x)
-        options.fits_rows(self.n_clusters, self.batch_size, xs.shape[0], "n_clusters")
-        sq_norms = tf.reduce_sum(tf.square(xs), axis=1)
+        rows = self._rows(x)
+        options.fits_rows(self.n_clusters, self.batch_size, rows.data.shape[0], "n_clusters")
         self.prepare_seconds_ = time.perf_counter() - start
-        per_call = self.steps_per_call(xs.shape[0])
+        per_call = self.steps_per_call(rows.data.shape[0])
         self.init_seconds_ = 0.0
         self.restart_inertia_ = []
         best: tuple[float, np.ndarray, np.ndarray, list[StepStats], np.ndarray] | None = None
         for restart in range(self.n_init):
             self._active_seed = self.seed + restart
             start = time.perf_counter()
-            self._initialize(xs, initial_centers)
+            self._initialize(rows, initial_centers)
             self.init_seconds_ += time.perf_counter() - start
             done = 0
             while done < steps:
                 count = min(per_call, steps - done)
-                for stats in self._run_steps(xs, sq_norms, count, per_call, restart):
+                for stats in self._run_steps(rows, count, per_call, restart):
                     if callback is not None:
                         callback(stats)
                 done += count
-            labels, distances = _nearest(
-                xs, sq_norms, self._assignment_centers(), self.distance_metric
+            labels, distances = _assign_rows(
+                rows.data, self._assignment_centers(), self.distance_metric
             )
             inertia = float(np.sum(distances.numpy(), dtype=np.float64))
             self.restart_inertia_.append(inertia)
@@ -278,22 +272,20 @@ class KMeans(tf.Module):
         )
         return tf.reshape(rows, [count, size])
 
-    def _run_steps(
-        self, xs: tf.Tensor, sq_norms: tf.Tensor, count: int, per_call: int, restart: int
-    ) -> list[StepStats]:
+    def _run_steps(self, rows: Rows, count: int, per_call: int, restart: int) -> list[StepStats]:
         """``count`` (<= ``per_call``) training steps in one compiled call."""
         first = int(self._step.numpy())
         start = time.perf_counter()
         indices = None
-        if self._samples_batches(xs.shape[0]):
-            indices = self._chunk_indices(first, count, xs.shape[0], self._active_seed)
+        n = rows.data.shape[0]
+        if self._samples_batches(n):
+            indices = self._chunk_indices(first, count, n, self._active_seed)
             indices = tf.pad(indices, [[0, per_call - count], [0, 0]])  # one compiled shape
         avg, empty = _train_loop(
             self._centers,
             self._counts,
             self._step,
-            xs,
-            sq_norms,
+            rows,
             indices,
             tf.constant(count),
             self.distance_metric,
@@ -309,12 +301,17 @@ class KMeans(tf.Module):
         return stats
 
     def prepare(self, x: np.ndarray | tf.Tensor) -> tf.Tensor:
-        """Inputs as the engine sees them: float32 (n, d), L2-normalised for cosine."""
-        return self._prepare(x)
+        """Inputs as the engine sees them: float32 (n, d), L2-normalised for cosine.
+
+        Training never builds this whole array; it converts the stored rows chunk by chunk.
+        """
+        rows = self._rows(x)
+        return _features(rows.data, rows.inv_norms)
 
     def assign(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Index of the nearest centre and the distance to it, for every row of ``x``."""
-        idx, dist = self._nearest(x)
+        data = self._stored(x)
+        idx, dist = _assign_rows(data, self._assignment_centers(), self.distance_metric)
         return idx.numpy(), dist.numpy()
 
     def predict(self, x: np.ndarray) -> np.ndarray:
@@ -323,9 +320,8 @@ class KMeans(tf.Module):
 
     def transform(self, x: np.ndarray) -> np.ndarray:
         """Distance of every row of ``x`` to every centre, (n, k)."""
-        xs = self._prepare(x)
-        sq_norms = tf.reduce_sum(tf.square(xs), axis=1)
-        return _distances(xs, sq_norms, self._assignment_centers(), self.distance_metric).numpy()
+        xs = self.prepare(x)
+        return _distances(xs, self._assignment_centers(), self.distance_metric).numpy()
 
     def inertia(self, x: np.ndarray) -> float:
         """Sum over rows of the distance to the nearest centre (the k-means objective)."""
@@ -380,17 +376,24 @@ class KMeans(tf.Module):
             raise RuntimeError("the model has no centres yet: call fit() or initialize() first")
         return self._centers
 
-    def _prepare(self, x: np.ndarray | tf.Tensor) -> tf.Tensor:
-        xs = tf.convert_to_tensor(x, dtype=tf.float32)
-        if xs.shape.rank != 2:
-            raise ValueError(f"inputs must be 2-D (n, d), got shape {tuple(xs.shape)}")
-        if self._centers is not None and xs.shape[1] != self._centers.shape[1]:
+    def _stored(self, x: np.ndarray | tf.Tensor, name: str = "inputs") -> tf.Tensor:
+        """``x`` as the engine stores it: uint8 kept as is (read as value/255), else float32."""
+        dtype = tf.uint8 if getattr(x, "dtype", None) in (np.uint8, tf.uint8) else tf.float32
+        data = tf.convert_to_tensor(x, dtype=dtype)
+        if data.shape.rank != 2:
+            raise ValueError(f"{name} must be 2-D (n, d), got shape {tuple(data.shape)}")
+        if self._centers is not None and data.shape[1] != self._centers.shape[1]:
             raise ValueError(
-                f"inputs have {xs.shape[1]} features, the centres {self._centers.shape[1]}"
+                f"{name} have {data.shape[1]} features, the centres {self._centers.shape[1]}"
             )
-        if self.distance_metric == "cosine":
-            xs = tf.math.l2_normalize(xs, axis=1)
-        return xs
+        return data
+
+    def _rows(self, x: np.ndarray | tf.Tensor) -> Rows:
+        """Stored rows and their norms: what every training pass reads."""
+        data = self._stored(x)
+        cosine = self.distance_metric == "cosine"
+        inv_norms, sq_norms = _row_norms(data, cosine)
+        return Rows(data, inv_norms if cosine else None, sq_norms)
 
     def _assignment_centers(self) -> tf.Tensor:
         centers = self._require_centers()
@@ -398,64 +401,190 @@ class KMeans(tf.Module):
             return tf.math.l2_normalize(centers, axis=1)
         return tf.convert_to_tensor(centers)
 
-    def _nearest(self, x: np.ndarray) -> tuple[tf.Tensor, tf.Tensor]:
-        xs = self._prepare(x)
-        sq_norms = tf.reduce_sum(tf.square(xs), axis=1)
-        return _nearest(xs, sq_norms, self._assignment_centers(), self.distance_metric)
 
-
+# ------------------------------------------------------------------ compiled passes over rows
+#
 # The compiled functions live at module level and take the model's variables as arguments, so
 # every model of the same shape (k, d) and settings shares one trace and one XLA compilation:
 # a sweep over seeds compiles once, a sweep over k once per k.
+#
+# Whole-set passes read the rows in chunks of ``_CHUNK_ROWS``: each chunk is converted, assigned
+# and accumulated while it sits in cache, so a pass reads the stored rows once (a quarter of the
+# bytes for uint8 images) and never holds an (n, d) float32 copy or an (n, k) distance matrix.
+#
+# ``autograph=False``: the loops are explicit ``tf.while_loop``s, and skipping AutoGraph's source
+# conversion cuts each function's tracing from ~0.25 s to ~0.03 s here.
 
 
 class _ExpectedRetracing(logging.Filter):
-    """Drops TF's retracing warning for our functions: one trace per (k, d, batch) is by design."""
+    """Drops TF's retracing warning for our functions: one trace per shape is by design."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        ours = "_train_loop" in message or "_assign" in message
+        ours = any(name in message for name in _COMPILED_NAMES)
         return not (ours and "triggered tf.function retracing" in message)
 
 
+_COMPILED_NAMES = ("_train_loop", "_assign_rows", "_row_norms", "_pick_candidate")
 tf.get_logger().addFilter(_ExpectedRetracing())
 
 
-def _distances(xs: tf.Tensor, sq_norms: tf.Tensor, centers: tf.Tensor, metric: str) -> tf.Tensor:
-    """(n, k) distances; ``centers`` are already normalised for cosine."""
-    dots = tf.matmul(xs, centers, transpose_b=True)
+class Rows(NamedTuple):
+    """Training rows as stored, with the per-row numbers every pass needs.
+
+    ``data`` is (n, d) uint8 or float32; ``inv_norms`` is 1/‖x‖ (cosine only: the L2
+    normalisation, applied chunk by chunk); ``sq_norms`` is ‖x̂‖² of the rows as the engine
+    sees them.
+    """
+
+    data: tf.Tensor
+    inv_norms: tf.Tensor | None
+    sq_norms: tf.Tensor
+
+
+def _features(data: tf.Tensor, inv_norms: tf.Tensor | None = None) -> tf.Tensor:
+    """Stored rows as float32 features: uint8 reads as value/255, then the row scaling."""
+    x = tf.cast(data, tf.float32)
+    if data.dtype == tf.uint8:
+        x = x / 255.0
+    if inv_norms is not None:
+        x = x * inv_norms[:, None]
+    return x
+
+
+def _norms(x: tf.Tensor, cosine: bool) -> tuple[tf.Tensor, tf.Tensor]:
+    """1/‖x‖ (as ``tf.math.l2_normalize`` computes it) and ‖x̂‖², per row."""
+    sq = tf.reduce_sum(tf.square(x), axis=1)
+    if not cosine:
+        return tf.ones_like(sq), sq
+    inv = tf.math.rsqrt(tf.maximum(sq, 1e-12))
+    return inv, sq * tf.square(inv)
+
+
+def _chunk(t: tf.Tensor, start: tf.Tensor | int, size: int) -> tf.Tensor:
+    """Rows ``start:start+size`` of ``t``, with a static size (so XLA compiles a fixed shape)."""
+    rest = t.shape[1:]
+    return tf.slice(t, [start] + [0] * len(rest), [size, *rest])
+
+
+def _fold_rows(n: int, body: Callable, carry: tuple) -> tuple:
+    """``carry = body(start, size, carry)`` over consecutive row chunks covering all n rows."""
+    full, rest = divmod(n, _CHUNK_ROWS)
+    if full:
+
+        def loop(i, *c):
+            return (i + 1, *body(i * _CHUNK_ROWS, _CHUNK_ROWS, c))
+
+        carry = tuple(tf.while_loop(lambda i, *_: i < full, loop, (tf.constant(0), *carry))[1:])
+    if rest:
+        carry = tuple(body(full * _CHUNK_ROWS, rest, carry))
+    return carry
+
+
+def _map_rows(n: int, fn: Callable, out_dtypes: tuple) -> tuple:
+    """Per-row outputs of ``fn(start, size)`` (rows on the last axis), joined over all n rows."""
+    full, rest = divmod(n, _CHUNK_ROWS)
+    parts: list[list[tf.Tensor]] = [[] for _ in out_dtypes]
+    if full:
+        arrays = tuple(tf.TensorArray(dtype, size=full) for dtype in out_dtypes)
+
+        def loop(i, *tas):
+            outs = fn(i * _CHUNK_ROWS, _CHUNK_ROWS)
+            return (i + 1, *(ta.write(i, out) for ta, out in zip(tas, outs, strict=True)))
+
+        arrays = tf.while_loop(lambda i, *_: i < full, loop, (tf.constant(0), *arrays))[1:]
+        for part, ta in zip(parts, arrays, strict=True):
+            stacked = ta.stack()  # (full, ..., chunk)
+            rank = stacked.shape.rank
+            perm = [*range(1, rank - 1), 0, rank - 1]
+            part.append(tf.reshape(tf.transpose(stacked, perm), [*stacked.shape[1:-1], -1]))
+    if rest:
+        for part, out in zip(parts, fn(full * _CHUNK_ROWS, rest), strict=True):
+            part.append(out)
+    return tuple(p[0] if len(p) == 1 else tf.concat(p, axis=-1) for p in parts)
+
+
+def _nearest_of(
+    x: tf.Tensor, sq_norms: tf.Tensor, centers: tf.Tensor, metric: str
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """Nearest centre and the distance to it, for each row of ``x``.
+
+    The (k, m) product (centres times rows) runs faster here than (m, k). Only the part of the
+    distance that varies with the centre goes through the argmin: the largest dot product for
+    cosine (``centers`` already normalised), ``‖c‖² - 2x·c`` for squared Euclidean.
+    """
+    dots = tf.matmul(centers, x, transpose_b=True)
+    if metric == "cosine":
+        return tf.argmax(dots, axis=0, output_type=tf.int32), 1.0 - tf.reduce_max(dots, axis=0)
+    partial = tf.reduce_sum(tf.square(centers), axis=1)[:, None] - 2.0 * dots
+    nearest = tf.reduce_min(partial, axis=0)
+    return tf.argmin(partial, axis=0, output_type=tf.int32), tf.maximum(sq_norms + nearest, 0.0)
+
+
+def _distances(x: tf.Tensor, centers: tf.Tensor, metric: str) -> tf.Tensor:
+    """(n, k) distances of float features ``x`` (normalised for cosine) to ``centers``."""
+    dots = tf.matmul(x, centers, transpose_b=True)
     if metric == "cosine":
         return 1.0 - dots
+    x_sq = tf.reduce_sum(tf.square(x), axis=1)
     c_sq = tf.reduce_sum(tf.square(centers), axis=1)
-    return tf.maximum(sq_norms[:, None] - 2.0 * dots + c_sq[None, :], 0.0)
+    return tf.maximum(x_sq[:, None] - 2.0 * dots + c_sq[None, :], 0.0)
 
 
-def _assign(
-    xs: tf.Tensor, sq_norms: tf.Tensor, centers: tf.Tensor, metric: str
-) -> tuple[tf.Tensor, tf.Tensor]:
-    """Nearest centre and the distance to it, for each row.
-
-    Only the part of the distance that varies with the centre goes through the (n, k) argmin:
-    the largest dot product for cosine, ``‖c‖² - 2x·c`` for squared Euclidean.
-    """
-    dots = tf.matmul(xs, centers, transpose_b=True)
-    if metric == "cosine":
-        return tf.argmax(dots, axis=1, output_type=tf.int32), 1.0 - tf.reduce_max(dots, axis=1)
-    partial = tf.reduce_sum(tf.square(centers), axis=1)[None, :] - 2.0 * dots
-    nearest = tf.reduce_min(partial, axis=1)
-    return tf.argmin(partial, axis=1, output_type=tf.int32), tf.maximum(sq_norms + nearest, 0.0)
+@tf.function(jit_compile=True, autograph=False)
+def _row_norms(data: tf.Tensor, cosine: bool) -> tuple[tf.Tensor, tf.Tensor]:
+    """``_norms`` of every stored row, chunk by chunk."""
+    return _map_rows(
+        data.shape[0],
+        lambda start, size: _norms(_features(_chunk(data, start, size)), cosine),
+        (tf.float32, tf.float32),
+    )
 
 
-_nearest = tf.function(_assign, reduce_retracing=True)
+@tf.function(jit_compile=True, autograph=False)
+def _assign_rows(data: tf.Tensor, centers: tf.Tensor, metric: str) -> tuple[tf.Tensor, tf.Tensor]:
+    """Nearest centre and distance for every stored row (normalised per chunk for cosine)."""
+
+    def chunk(start, size):
+        x = _features(_chunk(data, start, size))
+        inv, sq = _norms(x, metric == "cosine")
+        if metric == "cosine":
+            x = x * inv[:, None]
+        return _nearest_of(x, sq, centers, metric)
+
+    return _map_rows(data.shape[0], chunk, (tf.int32, tf.float32))
 
 
-@tf.function(jit_compile=True)
+def _cluster_sums(
+    rows: Rows, centers: tf.Tensor, metric: str
+) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """Per-centre sums and counts of the rows nearest to it, and the sum of those distances."""
+    k, d = centers.shape
+
+    def chunk(start, size, carry):
+        sums, hits, total = carry
+        inv = None if rows.inv_norms is None else _chunk(rows.inv_norms, start, size)
+        x = _features(_chunk(rows.data, start, size), inv)
+        idx, dist = _nearest_of(x, _chunk(rows.sq_norms, start, size), centers, metric)
+        sums += tf.math.unsorted_segment_sum(x, idx, k)
+        hits += tf.math.unsorted_segment_sum(tf.ones_like(dist), idx, k)  # exact below 2**24
+        return sums, hits, total + tf.reduce_sum(dist)
+
+    start = (tf.zeros([k, d]), tf.zeros([k]), tf.constant(0.0))
+    return _fold_rows(rows.data.shape[0], chunk, start)
+
+
+def _gather_rows(rows: Rows, indices: tf.Tensor) -> Rows:
+    inv = None if rows.inv_norms is None else tf.gather(rows.inv_norms, indices)
+    return Rows(tf.gather(rows.data, indices), inv, tf.gather(rows.sq_norms, indices))
+
+
+@tf.function(jit_compile=True, autograph=False)
 def _train_loop(
     centers: tf.Variable,
     counts: tf.Variable,
     step: tf.Variable,
-    xs: tf.Tensor,
-    sq_norms: tf.Tensor,
+    rows: Rows,
     indices: tf.Tensor | None,
     count: tf.Tensor,
     metric: str,
@@ -463,18 +592,18 @@ def _train_loop(
 ) -> tuple[tf.Tensor, tf.Tensor]:
     """``count`` updates on all rows, or on rows ``indices[i]`` at step i, in one XLA program."""
 
-    def update(batch: tf.Tensor, batch_sq: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    def update(batch: Rows) -> tuple[tf.Tensor, tf.Tensor]:
         if mini_batch:
-            return _mini_batch_update(centers, counts, batch, batch_sq, metric)
-        return _full_batch_update(centers, batch, batch_sq, metric)
+            return _mini_batch_update(centers, counts, batch, metric)
+        return _full_batch_update(centers, batch, metric)
 
     if indices is None:  # a whole-set step: one per call, no loop to compile
-        avg, empty = update(xs, sq_norms)
+        avg, empty = update(rows)
         step.assign_add(1)
         return avg[None], empty[None]
 
     def body(i, averages, empties):
-        avg, empty = update(tf.gather(xs, indices[i]), tf.gather(sq_norms, indices[i]))
+        avg, empty = update(_gather_rows(rows, indices[i]))
         averages = tf.tensor_scatter_nd_update(averages, [[i]], [avg])
         empties = tf.tensor_scatter_nd_update(empties, [[i]], [empty])
         return i + 1, averages, empties
@@ -489,66 +618,79 @@ def _train_loop(
 
 
 def _full_batch_update(
-    centers: tf.Variable, xs: tf.Tensor, sq_norms: tf.Tensor, metric: str
+    centers: tf.Variable, rows: Rows, metric: str
 ) -> tuple[tf.Tensor, tf.Tensor]:
     """Lloyd: every centre with points becomes their mean; the others stay where they are."""
-    k = centers.shape[0]
-    idx, dist = _assign(xs, sq_norms, tf.convert_to_tensor(centers), metric)
-    sums = tf.math.unsorted_segment_sum(xs, idx, k)
-    sizes = tf.math.unsorted_segment_sum(tf.ones_like(dist), idx, k)
+    sums, sizes, total = _cluster_sums(rows, tf.convert_to_tensor(centers), metric)
     has_points = sizes > 0
     means = sums / tf.maximum(sizes, 1.0)[:, None]
     if metric == "cosine":
         means = tf.math.l2_normalize(means, axis=1)
     centers.assign(tf.where(has_points[:, None], means, centers))
     empty = tf.reduce_sum(tf.cast(tf.logical_not(has_points), tf.int32))
-    return tf.reduce_mean(dist), empty
+    return total / rows.data.shape[0], empty
 
 
 def _mini_batch_update(
-    centers: tf.Variable, counts: tf.Variable, batch: tf.Tensor, batch_sq: tf.Tensor, metric: str
+    centers: tf.Variable, counts: tf.Variable, batch: Rows, metric: str
 ) -> tuple[tf.Tensor, tf.Tensor]:
     """TF's count rule: c_j += (Σd_i - k_j c_j) / (n_j + k_j); n_j += k_j."""
-    k = centers.shape[0]
     current = tf.convert_to_tensor(centers)
     assign_to = tf.math.l2_normalize(current, axis=1) if metric == "cosine" else current
-    idx, dist = _assign(batch, batch_sq, assign_to, metric)
-    sums = tf.math.unsorted_segment_sum(batch, idx, k)
-    hits = tf.math.unsorted_segment_sum(tf.ones_like(dist), idx, k)  # exact below 2**24 rows
+    sums, hits, total = _cluster_sums(batch, assign_to, metric)
     new_counts = counts + tf.cast(hits, tf.int64)
     rate = 1.0 / tf.cast(new_counts, tf.float32)[:, None]
     centers.assign_add((sums - hits[:, None] * current) * rate)
     counts.assign(new_counts)
     empty = tf.reduce_sum(tf.cast(hits == 0, tf.int32))
-    return tf.reduce_mean(dist), empty
+    return total / batch.data.shape[0], empty
 
 
-@tf.function
-def _kmeans_plus_plus(xs: tf.Tensor, k: int, seed: tf.Tensor, retries: int) -> tf.Tensor:
-    """k-means++ with greedy candidate selection (TF's ``kmeans_plus_plus_initialization``)."""
-    n = tf.shape(xs, out_type=tf.int64)[0]
-    sq_norms = tf.reduce_sum(tf.square(xs), axis=1)
+@tf.function(jit_compile=True, autograph=False)
+def _pick_candidate(
+    rows: Rows, nearest: tf.Tensor, candidates: tf.Tensor
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """One greedy k-means++ choice: the candidate row that lowers the potential most.
 
-    def sq_dist_to(points: tf.Tensor) -> tf.Tensor:  # (n, m)
-        p_sq = tf.reduce_sum(tf.square(points), axis=1)
-        dots = tf.matmul(xs, points, transpose_b=True)
-        return tf.maximum(sq_norms[:, None] - 2.0 * dots + p_sq[None, :], 0.0)
+    ``nearest`` is each row's squared distance to its nearest chosen centre; returns the index
+    (into ``candidates``) of the best one and ``nearest`` once it is chosen. One pass over rows.
+    """
+    points = _features(*_gather_rows(rows, candidates)[:2])
+    p_sq = tf.reduce_sum(tf.square(points), axis=1)
 
+    def chunk(start, size):
+        inv = None if rows.inv_norms is None else _chunk(rows.inv_norms, start, size)
+        x = _features(_chunk(rows.data, start, size), inv)
+        dots = tf.matmul(x, points, transpose_b=True)  # (size, m): faster than (m, size) here
+        sq = _chunk(rows.sq_norms, start, size)
+        return (tf.transpose(tf.maximum(sq[:, None] - 2.0 * dots + p_sq[None, :], 0.0)),)
+
+    (cand_dist,) = _map_rows(rows.data.shape[0], chunk, (tf.float32,))
+    potentials = tf.reduce_sum(tf.minimum(nearest[None, :], cand_dist), axis=1)
+    best = tf.argmin(potentials, output_type=tf.int32)
+    # tf.gather, not cand_dist[best]: XLA compiles that dynamic slice 8x slower, and runs it 3x.
+    return best, tf.minimum(nearest, tf.gather(cand_dist, best))
+
+
+def _kmeans_plus_plus(rows: Rows, k: int, seed: tf.Tensor, retries: int) -> tf.Tensor:
+    """k-means++ with greedy candidate selection (TF's ``kmeans_plus_plus_initialization``).
+
+    Returns the indices of the k chosen rows. Each choice is one compiled pass over the rows;
+    the draws (TF's stateless categorical on log squared distances) run between them.
+    """
+    n = rows.data.shape[0]
     first = tf.random.stateless_uniform([1], seed, minval=0, maxval=n, dtype=tf.int64)
-    chosen = tf.TensorArray(tf.int64, size=k)
-    chosen = chosen.write(0, first[0])
-    nearest = sq_dist_to(tf.gather(xs, first))[:, 0]
-    for i in tf.range(1, k):
+    chosen = [first[0]]
+    # The first centre alone: its distances come out as ``nearest`` (min with +inf).
+    _, nearest = _pick_candidate(rows, tf.fill([n], np.inf), tf.repeat(first, 1 + retries))
+    for i in range(1, k):
         total = tf.reduce_sum(nearest)
         # Every point already a centre (fewer distinct points than k): draw uniformly.
         logits = tf.where(total > 0, tf.math.log(nearest), tf.zeros_like(nearest))
-        step_seed = tf.stack([seed[0], seed[1] + tf.cast(i, tf.int64) * 7919])
+        step_seed = tf.stack([seed[0], seed[1] + i * 7919])
         candidates = tf.random.stateless_categorical(
             logits[None, :], 1 + retries, step_seed, dtype=tf.int64
         )[0]
-        cand_dist = sq_dist_to(tf.gather(xs, candidates))
-        potentials = tf.reduce_sum(tf.minimum(nearest[:, None], cand_dist), axis=0)
-        best = tf.argmin(potentials)
-        chosen = chosen.write(i, candidates[best])
-        nearest = tf.minimum(nearest, cand_dist[:, best])
-    return tf.gather(xs, chosen.stack())
+        best, nearest = _pick_candidate(rows, nearest, candidates)
+        chosen.append(candidates[best])
+    return tf.stack(chosen)

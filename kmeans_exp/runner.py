@@ -126,7 +126,7 @@ def run_experiment(
         centers = model.cluster_centers_
         run.log_evaluation(evaluation, centers, splits.image_shape)
         if exp.tracking.log_model:
-            example = splits.x_test[:5]
+            example = data.features(splits.x_test[:5])  # the served model takes [0, 1] floats
             predictions = evaluation.clusters.predict(model.predict(example))
             labels = evaluation.clusters.labels
             run.log_model(centers, labels, model.distance_metric, example, predictions)

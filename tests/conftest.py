@@ -25,6 +25,9 @@ os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{os.path.join(_HOME, 'mlflow.db'
 os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
 os.environ["DO_NOT_TRACK"] = "true"
 os.environ.pop("KMEANS_EXP_SWEEP", None)
+# Compiled XLA programs are cached under the temporary home (the user cache is not touched).
+os.environ.pop("XDG_CACHE_HOME", None)
+os.environ.pop("KMEANS_EXP_XLA_CACHE", None)
 
 
 @pytest.fixture(scope="session")

@@ -44,9 +44,15 @@ def test_bundled_is_the_official_mnist(mnist_raw):
 def test_split_follows_the_tutorial(mnist, mnist_raw):
     assert mnist.x_train.shape == (55000, 784) and mnist.x_val.shape == (5000, 784)
     assert mnist.x_test.shape == (10000, 784)
-    assert mnist.x_train.dtype == np.float32 and mnist.x_train.max() == 1.0
+    assert mnist.x_train.dtype == np.uint8 and mnist.x_train.max() == 255
+    # Views of the loaded images, not copies: the data set is held once.
+    assert np.shares_memory(mnist.x_train, mnist_raw.train_images)
+    assert np.shares_memory(mnist.x_test, mnist_raw.test_images)
     np.testing.assert_array_equal(mnist.y_val, mnist_raw.train_labels[:5000])
-    np.testing.assert_array_equal(mnist.x_train[0] * 255, mnist_raw.train_images[5000].ravel())
+    np.testing.assert_array_equal(mnist.x_train[0], mnist_raw.train_images[5000].ravel())
+    features = data.features(mnist.x_train[:3])
+    assert features.dtype == np.float32 and features.max() == 1.0
+    np.testing.assert_array_equal(features * 255, mnist_raw.train_images[5000:5003].reshape(3, -1))
     with pytest.raises(DataError, match="data.validation_size=60000"):
         data.split(mnist_raw, 60000)
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import reference
 
-from kmeans_exp import evaluate
+from kmeans_exp import data, evaluate
 from kmeans_exp.kmeans import KMeans
 from kmeans_exp.legacy_op import legacy_train
 
@@ -15,8 +15,9 @@ K = 10
 
 @pytest.fixture(scope="module")
 def sample(mnist):
-    """2,000 training images and 10 of them as initial centres: small enough for the oracles."""
-    x = mnist.x_train[:2000]
+    """2,000 training images (float features) and 10 of them as initial centres: small enough
+    for the oracles."""
+    x = data.features(mnist.x_train[:2000])
     return x, x[np.arange(0, 2000, 200)].copy()
 
 
@@ -91,14 +92,16 @@ def test_legacy_mini_batch_op_races_and_our_engine_follows_the_documented_rule(s
 def test_mini_batch_over_several_compiled_chunks_matches_the_count_rule(metric):
     """Batches of 1,024 run 64 steps per compiled call: 150 steps are three calls, the last short.
 
-    Ten well-separated blobs, so that no point sits near a tie between two centres and float32
-    (engine) and float64 (reference) assign every point alike over all 150 steps.
+    Ten well-separated blobs and one initial centre in each, so that no point sits near a tie
+    between two centres and float32 (engine) and float64 (reference) assign every point alike
+    over all 150 steps. (Two initial centres in one blob split it along a bisector, where
+    round-off decides some points.)
     """
     rng = np.random.default_rng(0)
     directions = rng.normal(size=(K, 20))
     x = np.repeat(directions, 300, axis=0) + rng.normal(scale=0.05, size=(3000, 20))
     x = x.astype(np.float32)
-    init = x[rng.choice(len(x), K, replace=False)]
+    init = x[np.arange(K) * 300 + rng.integers(300, size=K)]
     steps = 150
     model = KMeans(K, distance_metric=metric, use_mini_batch=True, batch_size=1024, seed=11)
     assert model.steps_per_call(len(x)) == 64  # so the fit below crosses two chunk boundaries
@@ -194,6 +197,22 @@ def test_batch_indices_are_distinct_in_range_and_vary_by_step():
     expected = tf.random.experimental.index_shuffle(positions, [7, 1_000_003], 999)
     np.testing.assert_array_equal(first, expected.numpy())
     assert model.batch_indices(0, 50) is None  # batch larger than the data: every point
+
+
+@pytest.mark.parametrize("metric", ["cosine", "squared_euclidean"])
+@pytest.mark.parametrize("use_mini_batch", [False, True])
+def test_uint8_pixels_train_as_their_float_features(mnist, metric, use_mini_batch):
+    """uint8 rows are read as value / 255 inside the compiled passes, chunk by chunk (5,000 rows
+    are several chunks): the same model as on ``data.features`` of them, k-means++ included."""
+    pixels = mnist.x_train[:5000]
+    settings = dict(distance_metric=metric, use_mini_batch=use_mini_batch, batch_size=512, seed=2)
+    ours = KMeans(K, **settings).fit(pixels, 4)
+    ref = KMeans(K, **settings).fit(data.features(pixels), 4)
+    np.testing.assert_allclose(ours.cluster_centers_, ref.cluster_centers_, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(ours.labels_, ref.labels_)
+    features = data.features(pixels[:300])
+    np.testing.assert_array_equal(ours.predict(pixels[:300]), ref.predict(features))
+    np.testing.assert_allclose(ours.transform(pixels[:300]), ref.transform(features), rtol=1e-5)
 
 
 def test_kmeans_plus_plus_picks_distinct_spread_points():

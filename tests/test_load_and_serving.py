@@ -13,6 +13,8 @@ import pytest
 from conftest import client_for, run_cli
 from servers import PG_BIN, free_port, mlflow_process, postgres_database, tracking_server
 
+from kmeans_exp import data
+
 pytestmark = pytest.mark.slow
 
 JOBS = 20
@@ -85,7 +87,7 @@ def test_served_model_answers_like_the_loaded_one(tmp_path, mnist):
     (run,) = client.search_runs([client.get_experiment_by_name("kmeans_exp").experiment_id])
     model_uri = run.data.tags["model_uri"]
     mlflow.set_tracking_uri(store)
-    expected = mlflow.pyfunc.load_model(model_uri).predict(mnist.x_test[:200])
+    expected = mlflow.pyfunc.load_model(model_uri).predict(data.features(mnist.x_test[:200]))
 
     port = free_port()
     args = [
@@ -103,7 +105,7 @@ def test_served_model_answers_like_the_loaded_one(tmp_path, mnist):
     with mlflow_process(
         args, f"http://127.0.0.1:{port}/ping", tmp_path, {"MLFLOW_TRACKING_URI": store}
     ):
-        body = json.dumps({"inputs": mnist.x_test[:200].tolist()}).encode()
+        body = json.dumps({"inputs": data.features(mnist.x_test[:200]).tolist()}).encode()
         request = urllib.request.Request(
             f"http://127.0.0.1:{port}/invocations", body, {"Content-Type": "application/json"}
         )
