@@ -56,7 +56,8 @@ def environment(bench: BenchData, quick: bool) -> dict:
         "device": device.name,
         "faiss": faiss.__version__,
         "sklearn": sklearn.__version__,
-        "data": f"{bench.x.shape[0]:,} x {bench.x.shape[1]} float32",
+        "data": f"{bench.x.shape[0]:,} x {bench.x.shape[1]} (uint8 pixels for this engine, "
+        "float32 features for the peers)",
         "openblas_kernel": common.openblas_kernel_for_this_cpu(),
         "quick": quick,
     }
@@ -64,7 +65,7 @@ def environment(bench: BenchData, quick: bool) -> dict:
 
 def tutorial(bench: BenchData, init: np.ndarray, steps: int) -> dict:
     """Ours first, so that its compilation is counted cold; then the legacy op."""
-    ours = probes.ours_tutorial(bench.x, steps)
+    ours = probes.ours_tutorial(bench.pixels, steps)
     legacy = peers.legacy_tf(bench.x, init, [bench.x] * steps)
     model, centers = ours["model"], legacy["run"].centers
     return {
@@ -80,7 +81,7 @@ def tutorial(bench: BenchData, init: np.ndarray, steps: int) -> dict:
             "total_s": ours["total_s"],
             "per_step_s": ours["per_step_s"],
             "test_accuracy": majority_accuracy(
-                model.predict(bench.x), model.predict(bench.x_test), bench
+                model.predict(bench.pixels), model.predict(bench.pixels_test), bench
             ),
         },
         "speedup": legacy["total_s"] / ours["total_s"],
@@ -95,7 +96,7 @@ def full_batch(bench: BenchData, init: np.ndarray, iters: int, repeats: int, qui
         ("cosine", bench.xn, bench.xn_test, True),
         ("squared_euclidean", bench.x, bench.x_test, False),
     ):
-        ours = probes.ours_full_batch(bench.x, metric, iters, repeats)
+        ours = probes.ours_full_batch(bench.pixels, metric, iters, repeats)
         mine = ours["per_iter_s"]["median"]
         model = ours["model"]
         rows.append(
@@ -104,7 +105,7 @@ def full_batch(bench: BenchData, init: np.ndarray, iters: int, repeats: int, qui
                 "metric": metric,
                 "per_iter_s": ours["per_iter_s"],
                 "test_accuracy": majority_accuracy(
-                    model.predict(bench.x), model.predict(bench.x_test), bench
+                    model.predict(bench.pixels), model.predict(bench.pixels_test), bench
                 ),
             }
         )
@@ -147,10 +148,27 @@ def full_batch(bench: BenchData, init: np.ndarray, iters: int, repeats: int, qui
     return rows
 
 
+def full_batch_by_k(bench: BenchData, ks: list[int], iters: int, repeats: int) -> list[dict]:
+    """Ours against scikit-learn's Lloyd at larger k, both metrics (the same random rows)."""
+    rows = []
+    for k in ks:
+        init = bench.x[np.random.default_rng(k).integers(0, len(bench.x), k)]
+        for metric, x, sk_init in (
+            ("cosine", bench.xn, normalise(init)),
+            ("squared_euclidean", bench.x, init),
+        ):
+            ours = probes.ours_full_batch(bench.pixels, metric, iters, repeats, k=k)
+            sk = peers.sklearn_full_batch(x, sk_init, iters, repeats)
+            mine, theirs = ours["per_iter_s"]["median"], sk["per_iter_s"]["median"]
+            row = {"k": k, "metric": metric, "ours_s": mine, "sklearn_s": theirs}
+            rows.append({**row, "ratio": mine / theirs})
+    return rows
+
+
 def mini_batch(bench: BenchData, init: np.ndarray, repeats: int, quick: bool) -> dict:
     batch, steps = (256, 20) if quick else (1024, 640)
     ours = {
-        m: probes.ours_mini_batch(bench.x, m, batch, steps, repeats)["per_step_s"]["median"]
+        m: probes.ours_mini_batch(bench.pixels, m, batch, steps, repeats)["per_step_s"]["median"]
         for m in ("cosine", "squared_euclidean")
     }
     rng = np.random.default_rng(1)
@@ -190,16 +208,21 @@ def main() -> None:
         "environment": environment(bench, args.quick),
         "tutorial": tutorial(bench, init, 3 if args.quick else 50),
         "full_batch": full_batch(bench, init, iters, repeats, args.quick),
+        "full_batch_by_k": full_batch_by_k(
+            bench, [50] if args.quick else [100, 400], iters if args.quick else 10, 3
+        ),
         "mini_batch": mini_batch(bench, init, repeats, args.quick),
         "scaling_ks": ks,
         "scaling_ns": ns,
-        "scaling": probes.scaling(bench.x, ks, ns, 2 if args.quick else 5),
+        "scaling": probes.scaling(bench.pixels, ks, ns, 2 if args.quick else 5),
         "metrics_cost": probes.metrics_cost(bench, repeats),
     }
     if not args.quick:
         result["sweep"] = probes.sweep_overhead([10, 25, 50, 100])
         result["default_run"] = probes.default_run()
+        result["sklearn_mlflow_script"] = probes.sklearn_mlflow_script()
         result["startup"] = probes.startup_breakdown()
+        result["scale_10x"] = probes.scale_10x()
     result["targets"] = targets.check(result)
     print(report.write(result, args.out, args.quick))
 

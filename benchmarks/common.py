@@ -23,8 +23,11 @@ QUICK_ROWS = 3000
 
 @dataclass(frozen=True)
 class BenchData:
-    """MNIST training and test images, raw and L2-normalised, with labels."""
+    """MNIST training and test images: uint8 pixels (what this engine is given, as in a run),
+    float32 features in [0, 1] and their L2-normalised rows (what the peers are given)."""
 
+    pixels: np.ndarray
+    pixels_test: np.ndarray
     x: np.ndarray
     xn: np.ndarray
     x_test: np.ndarray
@@ -39,8 +42,11 @@ def load_data(quick: bool) -> BenchData:
 
     splits = data.split(data.load_raw("bundled", None, "mnist"), 5000)
     rows = QUICK_ROWS if quick else len(splits.x_train)
-    x, y = splits.x_train[:rows], splits.y_train[:rows]
-    return BenchData(x, normalise(x), splits.x_test, normalise(splits.x_test), y, splits.y_test)
+    pixels, y = splits.x_train[:rows], splits.y_train[:rows]
+    x, x_test = data.features(pixels), data.features(splits.x_test)
+    return BenchData(
+        pixels, splits.x_test, x, normalise(x), x_test, normalise(x_test), y, splits.y_test
+    )
 
 
 def normalise(x: np.ndarray) -> np.ndarray:

@@ -64,9 +64,9 @@ def sklearn_full_batch(x: np.ndarray, init: np.ndarray, iters: int, repeats: int
 
     per_iter = []
     with threadpool_limits(THREADS):
-        SkKMeans(K, init=init, n_init=1, max_iter=2, tol=0, algorithm="lloyd").fit(x)
+        SkKMeans(len(init), init=init, n_init=1, max_iter=2, tol=0, algorithm="lloyd").fit(x)
         for _ in range(repeats):
-            km = SkKMeans(K, init=init, n_init=1, max_iter=iters, tol=0, algorithm="lloyd")
+            km = SkKMeans(len(init), init=init, n_init=1, max_iter=iters, tol=0, algorithm="lloyd")
             start = time.perf_counter()
             km.fit(x)
             per_iter.append((time.perf_counter() - start) / km.n_iter_)

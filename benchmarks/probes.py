@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
+import struct
 import subprocess
 import sys
 import tempfile
@@ -14,13 +17,13 @@ import numpy as np
 from common import BenchData, K, median_spread
 
 
-def ours_full_batch(x: np.ndarray, metric: str, iters: int, repeats: int) -> dict:
+def ours_full_batch(x: np.ndarray, metric: str, iters: int, repeats: int, k: int = K) -> dict:
     from kmeans_exp.kmeans import KMeans
 
-    KMeans(K, distance_metric=metric, init="random").fit(x, 2)  # compile once
+    KMeans(k, distance_metric=metric, init="random").fit(x, 2)  # compile once
     per_iter = []
     for r in range(repeats):
-        model = KMeans(K, distance_metric=metric, init="random", seed=r).fit(x, iters)
+        model = KMeans(k, distance_metric=metric, init="random", seed=r).fit(x, iters)
         per_iter.append(float(np.median([s.seconds for s in model.history_])))
     return {"per_iter_s": median_spread(per_iter), "model": model}
 
@@ -86,8 +89,8 @@ def metrics_cost(bench: BenchData, repeats: int) -> dict:
     from kmeans_exp import evaluate
     from kmeans_exp.kmeans import KMeans
 
-    model = KMeans(K, seed=0).fit(bench.x, 5)
-    test_idx = model.predict(bench.x_test)
+    model = KMeans(K, seed=0).fit(bench.pixels, 5)
+    test_idx = model.predict(bench.pixels_test)
     val_idx, y_val = test_idx[:5000], bench.y_test[:5000]
 
     def scores() -> None:
@@ -103,26 +106,36 @@ def metrics_cost(bench: BenchData, repeats: int) -> dict:
     return {"seconds": median_spread(samples)}
 
 
-# ``python -m kmeans_exp`` that reports its own peak RSS (VmHWM) at exit. The child's rusage
-# would not do: a child forked from this (large) process counts the parent's RSS until exec.
-CLI_WITH_PEAK_RSS = r"""
-import atexit, runpy, sys
-def report():
+# Child processes report their own peak RSS (VmHWM) at exit. The child's rusage would not do:
+# a child forked from this (large) process counts the parent's RSS until exec.
+PEAK_RSS_AT_EXIT = r"""
+import atexit, sys
+def _report_peak_rss():
     for line in open("/proc/self/status"):
         if line.startswith("VmHWM:"):
             sys.stderr.write("PEAK_RSS_KB " + line.split()[1] + "\n")
-atexit.register(report)
+atexit.register(_report_peak_rss)
+"""
+CLI = r"""
+import runpy
 sys.argv = ["kmeans_exp", *sys.argv[1:]]
 runpy.run_module("kmeans_exp", run_name="__main__", alter_sys=True)
 """
 
 
-def run_cli(args: list[str], cwd: Path, timeout: float = 1800) -> tuple[float, float]:
-    """Run ``python -m kmeans_exp ARGS``; return wall seconds and peak RSS (MB)."""
+# Compiled XLA programs of every CLI run here go to one folder of the benchmark's own, not the
+# user's cache: the first default run finds it empty (cold), later runs find their programs.
+XLA_CACHE = tempfile.mkdtemp(prefix="kmeans_bench_xla_")
+atexit.register(shutil.rmtree, XLA_CACHE, True)
+
+
+def run_python(code: str, args: list[str], cwd: Path, timeout: float = 1800) -> tuple[float, float]:
+    """Run ``python -c CODE ARGS`` reporting its peak RSS; return wall seconds and peak RSS (MB)."""
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    env["KMEANS_EXP_XLA_CACHE"] = XLA_CACHE
     start = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-c", CLI_WITH_PEAK_RSS, *args],
+        [sys.executable, "-c", PEAK_RSS_AT_EXIT + code, *args],
         cwd=cwd,
         env=env,
         capture_output=True,
@@ -131,10 +144,15 @@ def run_cli(args: list[str], cwd: Path, timeout: float = 1800) -> tuple[float, f
     )
     wall = time.perf_counter() - start
     if done.returncode != 0:
-        raise RuntimeError(f"kmeans_exp {' '.join(args)} failed:\n{done.stderr[-2000:]}")
+        raise RuntimeError(f"python {' '.join(args)} failed:\n{done.stderr[-2000:]}")
     lines = done.stderr.splitlines()
     peak_kb = next(int(line.split()[1]) for line in lines if line.startswith("PEAK_RSS_KB"))
     return wall, peak_kb / 1024
+
+
+def run_cli(args: list[str], cwd: Path, timeout: float = 1800) -> tuple[float, float]:
+    """Run ``python -m kmeans_exp ARGS``; return wall seconds and peak RSS (MB)."""
+    return run_python(CLI, args, cwd, timeout)
 
 
 def sweep_overhead(ks: list[int]) -> dict:
@@ -162,11 +180,125 @@ def sweep_overhead(ks: list[int]) -> dict:
     }
 
 
+def _last_run_metrics(tracking_uri: str) -> dict[str, float]:
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri)
+    ids = [e.experiment_id for e in client.search_experiments()]
+    return client.search_runs(ids, order_by=["attributes.start_time DESC"])[0].data.metrics
+
+
 def default_run() -> dict:
-    """The default ``python -m kmeans_exp``, on a fresh store: wall time and peak memory."""
+    """The default ``python -m kmeans_exp`` twice in one folder: first on a fresh store with no
+    compiled programs cached (cold), then again on that store with them (warm)."""
+    shutil.rmtree(XLA_CACHE, ignore_errors=True)
+    result = {}
     with tempfile.TemporaryDirectory() as tmp:
-        wall, peak_mb = run_cli([], Path(tmp))
-    return {"wall_s": wall, "max_rss_mb": peak_mb}
+        for name in ("cold", "warm"):
+            wall, peak_mb = run_cli([], Path(tmp))
+            metrics = _last_run_metrics(f"sqlite:///{tmp}/mlflow.db")
+            result[name] = {
+                "wall_s": wall,
+                "max_rss_mb": peak_mb,
+                "train_seconds": metrics["train_seconds"],
+                "test_accuracy": metrics["test_accuracy"],
+            }
+    return result
+
+
+# What a user would write instead of this tool: the default run's experiment with scikit-learn,
+# logged to MLflow (params and final metrics), on the same bundled data.
+SKLEARN_MLFLOW_SCRIPT = r"""
+import mlflow, numpy as np
+from sklearn.cluster import KMeans
+from kmeans_exp.data import bundled_path
+with np.load(bundled_path()) as f:
+    x_train, y_train, x_test, y_test = (f[k] for k in ("x_train", "y_train", "x_test", "y_test"))
+def normalised(images):
+    x = images.reshape(len(images), -1).astype(np.float32) / 255
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+x, y = normalised(x_train[5000:]), y_train[5000:]
+mlflow.set_tracking_uri(sys.argv[1])
+with mlflow.start_run():
+    params = dict(n_clusters=25, init="k-means++", n_init=1, max_iter=15, random_state=0)
+    mlflow.log_params(params)
+    model = KMeans(algorithm="lloyd", tol=0, **params).fit(x)
+    majority = np.array([np.bincount(y[model.labels_ == j], minlength=10).argmax()
+                         for j in range(25)])
+    accuracy = float(np.mean(majority[model.predict(normalised(x_test))] == y_test))
+    mlflow.log_metrics({"test_accuracy": accuracy, "inertia": float(model.inertia_)})
+print(accuracy)
+"""
+
+
+def sklearn_mlflow_script() -> dict:
+    """The scikit-learn + MLflow script, on a fresh store and again on that store."""
+    result = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in ("fresh_store", "existing_store"):
+            store = [f"sqlite:///{tmp}/mlflow.db"]
+            wall, peak_mb = run_python(SKLEARN_MLFLOW_SCRIPT, store, Path(tmp))
+            result[name] = {"wall_s": wall, "max_rss_mb": peak_mb}
+    return result
+
+
+def _write_noisy_copies(directory: Path, copies: int, seed: int = 0) -> None:
+    """An MNIST-like IDX set of ``copies`` x 60,000 training images: each copy of the bundled
+    images plus uniform noise in [-8, 8], clipped to 0..255; the bundled test images as test."""
+    from kmeans_exp import data
+
+    raw = data.read_npz(data.bundled_path(), "mnist")
+    rng = np.random.default_rng(seed)
+    directory.mkdir(parents=True, exist_ok=True)
+    n, rows, cols = raw.train_images.shape
+    with open(directory / "train-images-idx3-ubyte", "wb") as f:
+        f.write(struct.pack(">4I", data.IDX_IMAGES_MAGIC, n * copies, rows, cols))
+        for _ in range(copies):
+            noise = rng.integers(-8, 9, size=raw.train_images.shape, dtype=np.int16)
+            noisy = np.clip(raw.train_images.astype(np.int16) + noise, 0, 255).astype(np.uint8)
+            f.write(noisy.tobytes())
+    labels = np.tile(raw.train_labels, copies)
+    (directory / "train-labels-idx1-ubyte").write_bytes(data.idx_bytes(labels))
+    (directory / "t10k-images-idx3-ubyte").write_bytes(data.idx_bytes(raw.test_images))
+    (directory / "t10k-labels-idx1-ubyte").write_bytes(data.idx_bytes(raw.test_labels))
+
+
+def _seconds_per_step(tracking_uri: str) -> float:
+    """Median time between consecutive ``avg_distance`` points of the newest run."""
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri)
+    ids = [e.experiment_id for e in client.search_experiments()]
+    run = client.search_runs(ids, order_by=["attributes.start_time DESC"])[0]
+    stamps = sorted(m.timestamp for m in client.get_metric_history(run.info.run_id, "avg_distance"))
+    return float(np.median(np.diff(stamps))) / 1000
+
+
+def scale_10x(steps: int = 10) -> dict:
+    """Full batch on the bundled set and on 10 noisy copies of it (IDX files, 470 MB of pixels),
+    and mini-batch on the copies: peak RSS, wall and seconds per step."""
+    result = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        big = Path(tmp) / "mnist10x"
+        _write_noisy_copies(big, 10)
+        idx = ["data.source=idx", f"data.path={big}", "data.dataset=mnist10x"]
+        cases = {
+            "full_batch_1x": [f"steps={steps}"],
+            "full_batch_10x": [*idx, f"steps={steps}"],
+            "mini_batch_10x": [*idx, "use_mini_batch=true", "batch_size=1024", "steps=500"],
+        }
+        for name, args in cases.items():
+            store = Path(tmp) / name
+            store.mkdir()
+            wall, peak_mb = run_cli(args, store)
+            uri = f"sqlite:///{store}/mlflow.db"
+            result[name] = {
+                "wall_s": wall,
+                "max_rss_mb": peak_mb,
+                "seconds_per_step": _seconds_per_step(uri),
+            }
+        result["data_mb"] = (big / "train-images-idx3-ubyte").stat().st_size / 2**20
+    return result
 
 
 STARTUP_PROBE = r"""
@@ -182,13 +314,11 @@ from kmeans_exp import data
 splits = data.split(data.load_raw("bundled", None, "mnist"), 5000)
 t4 = time.perf_counter()
 model = KMeans(25, seed=0)
-xs = model.prepare(splits.x_train)
-t5 = time.perf_counter()
 model.fit(splits.x_train, 3)
 first, later = model.history_[0].seconds, model.history_[2].seconds
 print(json.dumps({"python_and_hydra_s": t1 - t0, "mlflow_import_s": t2 - t1,
                   "tensorflow_import_s": t3 - t2, "data_load_s": t4 - t3,
-                  "input_prepare_s": t5 - t4, "init_s": model.init_seconds_,
+                  "input_prepare_s": model.prepare_seconds_, "init_s": model.init_seconds_,
                   "trace_compile_s": first - later, "step_s": later}))
 """
 
@@ -196,6 +326,7 @@ print(json.dumps({"python_and_hydra_s": t1 - t0, "mlflow_import_s": t2 - t1,
 def startup_breakdown() -> dict:
     """Seconds from process start to the first training step, part by part."""
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    env["KMEANS_EXP_XLA_CACHE"] = XLA_CACHE  # warm: the default runs compiled these programs
     start = time.perf_counter()
     done = subprocess.run(
         [sys.executable, "-c", STARTUP_PROBE],

@@ -31,6 +31,16 @@ def markdown(report: dict) -> str:
         acc = "" if row.get("test_accuracy") is None else f"{row['test_accuracy']:.4f}"
         spread = f"{ms(t['median'])} ({ms(t['min'])}–{ms(t['max'])})"
         lines.append(f"| {row['name']} | {spread} | {ratio} | {acc} |")
+    lines += [
+        "",
+        "| full-batch iteration, larger k | this engine ms | scikit-learn ms | ours ÷ peer |",
+        "| --- | --- | --- | --- |",
+    ]
+    for row in report["full_batch_by_k"]:
+        lines.append(
+            f"| k={row['k']}, {row['metric']} | {ms(row['ours_s'])} | {ms(row['sklearn_s'])} | "
+            f"{row['ratio']:.2f} |"
+        )
     mb = report["mini_batch"]
     lines += [
         "",
@@ -85,12 +95,37 @@ def markdown(report: dict) -> str:
             f"{sw['overhead_per_job_inside_sweep_s']:.2f} s inside the parent run).",
         ]
     if "default_run" in report:
-        run = report["default_run"]
+        cold, warm = report["default_run"]["cold"], report["default_run"]["warm"]
+        script = report["sklearn_mlflow_script"]
         lines += [
             "",
-            f"Default `python -m kmeans_exp` (fresh store): {run['wall_s']:.1f} s wall, "
-            f"peak memory (max RSS) {run['max_rss_mb']:.0f} MB.",
+            "| default run (k=25, 15 steps, MNIST) | wall s | max RSS MB | train_seconds |",
+            "| --- | --- | --- | --- |",
+            f"| `python -m kmeans_exp`, fresh store, no cached programs | {cold['wall_s']:.2f} | "
+            f"{cold['max_rss_mb']:.0f} | {cold['train_seconds']:.2f} |",
+            f"| `python -m kmeans_exp`, existing store, cached programs | {warm['wall_s']:.2f} | "
+            f"{warm['max_rss_mb']:.0f} | {warm['train_seconds']:.2f} |",
         ]
+        for store in ("fresh_store", "existing_store"):
+            peer = script[store]
+            lines.append(
+                f"| scikit-learn + MLflow script, {store.replace('_', ' ')} | "
+                f"{peer['wall_s']:.2f} | {peer['max_rss_mb']:.0f} | |"
+            )
+    if "scale_10x" in report:
+        big = report["scale_10x"]
+        lines += [
+            "",
+            f"| data size (10x: {big['data_mb']:.0f} MB of uint8 IDX pixels) | wall s | "
+            "max RSS MB | s/step |",
+            "| --- | --- | --- | --- |",
+        ]
+        for name in ("full_batch_1x", "full_batch_10x", "mini_batch_10x"):
+            row = big[name]
+            lines.append(
+                f"| {name.replace('_', ' ')} | {row['wall_s']:.1f} | {row['max_rss_mb']:.0f} | "
+                f"{row['seconds_per_step']:.3f} |"
+            )
     if "startup" in report:
         parts = ", ".join(
             f"{k.removesuffix('_s').replace('_', ' ')} {v:.2f} s"

@@ -82,6 +82,43 @@ TARGETS = (
         at_most=True,
         unit=" s",
     ),
+    *(
+        Target(
+            f"full-batch {metric.replace('_', ' ')} iteration, k={k}, ours / scikit-learn's Lloyd",
+            lambda r, k=k, metric=metric: _by_k(r, k, metric),
+            0.8,
+            at_most=True,
+            unit="x",
+        )
+        for k in (100, 400)
+        for metric in ("cosine", "squared_euclidean")
+    ),
+    Target(
+        "default run train_seconds (init, compile, 15 steps, final assignment), cached programs",
+        lambda r: r["default_run"]["warm"]["train_seconds"],
+        1.0,
+        at_most=True,
+        unit=" s",
+    ),
+    Target(
+        "default python -m kmeans_exp wall / scikit-learn + MLflow script, fresh store",
+        lambda r: (
+            r["default_run"]["cold"]["wall_s"] / r["sklearn_mlflow_script"]["fresh_store"]["wall_s"]
+        ),
+        1.0,
+        at_most=True,
+        unit="x",
+    ),
+    Target(
+        "default python -m kmeans_exp wall / scikit-learn + MLflow script, existing store",
+        lambda r: (
+            r["default_run"]["warm"]["wall_s"]
+            / r["sklearn_mlflow_script"]["existing_store"]["wall_s"]
+        ),
+        1.0,
+        at_most=True,
+        unit="x",
+    ),
     Target(
         "sequential sweep overhead per job, from the command",
         lambda r: r["sweep"]["overhead_per_job_s"],
@@ -91,12 +128,41 @@ TARGETS = (
     ),
     Target(
         "default python -m kmeans_exp peak memory (max RSS)",
-        lambda r: r["default_run"]["max_rss_mb"],
+        lambda r: max(run["max_rss_mb"] for run in r["default_run"].values()),
         1024,
         at_most=True,
         unit=" MB",
     ),
+    Target(
+        "full batch on 10x MNIST (600,000 IDX images), peak memory (max RSS)",
+        lambda r: r["scale_10x"]["full_batch_10x"]["max_rss_mb"],
+        2560,
+        at_most=True,
+        unit=" MB",
+    ),
+    Target(
+        "mini-batch on 10x MNIST, peak memory (max RSS)",
+        lambda r: r["scale_10x"]["mini_batch_10x"]["max_rss_mb"],
+        2560,
+        at_most=True,
+        unit=" MB",
+    ),
+    Target(
+        "full-batch step at 10x the rows / 10 x the step at 1x (linear in n)",
+        lambda r: (
+            r["scale_10x"]["full_batch_10x"]["seconds_per_step"]
+            / (10 * r["scale_10x"]["full_batch_1x"]["seconds_per_step"])
+        ),
+        1.25,
+        at_most=True,
+        unit="x",
+    ),
 )
+
+
+def _by_k(report: dict, k: int, metric: str) -> float:
+    rows = report["full_batch_by_k"]
+    return next(row["ratio"] for row in rows if (row["k"], row["metric"]) == (k, metric))
 
 
 def check(report: dict) -> list[dict]:

@@ -26,6 +26,10 @@ Where we differ from TensorFlow's op, on purpose:
 
 Randomness is stateless, derived from ``seed``: the same seed, data and settings give the same
 centres on the same device run after run.
+
+Inputs are float arrays or uint8 images. uint8 is read as value / 255 (the convention of
+``tf.image.convert_image_dtype``) and stays uint8 in memory: every pass over the rows converts
+them chunk by chunk inside its compiled program, so training holds no float copy of the data.
 """
 
 from __future__ import annotations
@@ -81,7 +85,9 @@ class KMeans(tf.Module):
     n_init : independent restarts; ``fit`` keeps the one with the lowest training inertia.
     kmeans_plus_plus_num_retries : extra candidates drawn for each k-means++ centre (TF: 2).
 
-    Bad arguments raise ``ValueError`` (``kmeans_exp.errors.ConfigError``) naming the argument.
+    ``fit``, ``predict`` and the other methods take (n, d) float rows or uint8 pixels (read as
+    value / 255, never copied to float). Bad arguments raise ``ValueError``
+    (``kmeans_exp.errors.ConfigError``) naming the argument.
     Attributes set by ``fit`` end in ``_``: ``cluster_centers_``, ``history_`` (one ``StepStats``
     per step of the kept restart), ``labels_`` and ``inertia_`` (nearest final centre of every
     training row, and the sum of those distances), ``restart_inertia_`` (each restart's final

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,6 +61,33 @@ def test_quick_benchmark_produces_consistent_tables_and_targets(tmp_path):
     assert legacy["value"] == pytest.approx(mini["legacy_s"] / mini["ours_cosine_s"])
     assert legacy["met"] == (legacy["value"] >= 4)
     assert "sequential sweep overhead per job, from the command" not in targets  # not in --quick
+    for row in report["full_batch_by_k"]:  # larger k: ours over scikit-learn, same run
+        assert row["ratio"] == pytest.approx(row["ours_s"] / row["sklearn_s"])
+        name = f"full-batch {row['metric'].replace('_', ' ')} iteration, k={row['k']}"
+        assert not any(t.startswith(name) for t in targets)  # bounds are for k=100 and 400
+    assert {(r["k"], r["metric"]) for r in report["full_batch_by_k"]} == {
+        (50, "cosine"),
+        (50, "squared_euclidean"),
+    }
 
     table = (tmp_path / "latest-quick.md").read_text()
     assert "| this engine, cosine |" in table and "| target | measured | bound |" in table
+
+
+def test_the_scale_probe_writes_an_idx_set_of_noisy_copies(tmp_path, mnist_raw):
+    """The 10x memory probe's data: n copies of the training images, each within 8 grey levels
+    of the original, loadable with ``data.source=idx``."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import probes
+
+    from kmeans_exp import data
+
+    probes._write_noisy_copies(tmp_path / "big", 2)
+    raw = data.load_raw("idx", str(tmp_path / "big"), "mnist2x")
+    assert raw.train_images.shape == (120_000, 28, 28) and raw.train_images.dtype == np.uint8
+    np.testing.assert_array_equal(raw.train_labels, np.tile(mnist_raw.train_labels, 2))
+    np.testing.assert_array_equal(raw.test_images, mnist_raw.test_images)
+    for copy in (raw.train_images[:60_000], raw.train_images[60_000:]):
+        diff = copy.astype(np.int16) - mnist_raw.train_images
+        assert np.abs(diff).max() == 8 and np.mean(diff != 0) > 0
+    assert not np.array_equal(raw.train_images[:60_000], raw.train_images[60_000:])

@@ -11,6 +11,8 @@ import pytest
 import reference
 from conftest import client_for, run_cli
 
+from kmeans_exp import data
+
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -85,7 +87,7 @@ def test_single_run_logs_everything_and_its_model_reproduces_it(tmp_path, mnist)
 
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
     model = mlflow.pyfunc.load_model(tags["model_uri"])
-    predicted = model.predict(mnist.x_test)
+    predicted = model.predict(data.features(mnist.x_test))  # it serves [0, 1] floats
     assert float(np.mean(predicted == mnist.y_test)) == pytest.approx(
         metrics["test_accuracy"], abs=2e-4
     )
