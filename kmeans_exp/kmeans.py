@@ -547,18 +547,32 @@ def _row_norms(data: tf.Tensor, cosine: bool) -> tuple[tf.Tensor, tf.Tensor]:
     )
 
 
-@tf.function(jit_compile=True, autograph=False)
+@tf.function(autograph=False, reduce_retracing=True)
 def _assign_rows(data: tf.Tensor, centers: tf.Tensor, metric: str) -> tuple[tf.Tensor, tf.Tensor]:
-    """Nearest centre and distance for every stored row (normalised per chunk for cosine)."""
+    """Nearest centre and distance for every stored row (normalised per chunk for cosine).
 
-    def chunk(start, size):
-        x = _features(_chunk(data, start, size))
+    Not XLA-compiled: its row count is a run-time value, so one trace serves every split
+    (training, validation, test, a served batch) with no compilation per size.
+    """
+    n = tf.shape(data)[0]
+    chunks = (n + _CHUNK_ROWS - 1) // _CHUNK_ROWS
+
+    def body(i, labels, distances):
+        start = i * _CHUNK_ROWS
+        size = tf.minimum(_CHUNK_ROWS, n - start)
+        x = _features(tf.slice(data, [start, 0], [size, -1]))
         inv, sq = _norms(x, metric == "cosine")
         if metric == "cosine":
             x = x * inv[:, None]
-        return _nearest_of(x, sq, centers, metric)
+        idx, dist = _nearest_of(x, sq, centers, metric)
+        return i + 1, labels.write(i, idx), distances.write(i, dist)
 
-    return _map_rows(data.shape[0], chunk, (tf.int32, tf.float32))
+    parts = (
+        tf.TensorArray(tf.int32, size=chunks, infer_shape=False),
+        tf.TensorArray(tf.float32, size=chunks, infer_shape=False),
+    )
+    _, labels, distances = tf.while_loop(lambda i, *_: i < chunks, body, (0, *parts))
+    return labels.concat(), distances.concat()
 
 
 def _cluster_sums(

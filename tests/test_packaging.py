@@ -25,6 +25,13 @@ def test_readme_quickstart_has_two_commands_and_ci_runs_the_test_one():
     assert install_and_test in (ROOT / ".ci" / "run").read_text()
 
 
+def test_readme_performance_tables_are_the_committed_benchmark_results():
+    """The README quotes ``benchmarks/results/latest.md`` whole: one run, machine and date."""
+    results = (ROOT / "benchmarks" / "results" / "latest.md").read_text()
+    assert results.startswith("Measured ") and "| target | measured | bound |" in results
+    assert results in (ROOT / "README.md").read_text()
+
+
 def run_python(code: str, env: dict[str, str] | None = None, cwd: Path = ROOT):
     return subprocess.run(
         [sys.executable, "-c", code],
