@@ -38,6 +38,9 @@ MNIST_IDX_SHA256 = {
 KERAS_MNIST_NPZ_SHA256 = "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1"
 BUNDLED_MNIST = "mnist.npz"
 
+# Byte alignment of the image arrays, so that the engine can hand them to TensorFlow as they
+# are (DLPack) instead of copying them: XLA's CPU code expects aligned buffers.
+ALIGNMENT = 64
 IDX_IMAGES_MAGIC = 0x00000803
 IDX_LABELS_MAGIC = 0x00000801
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
@@ -131,7 +134,19 @@ def parse_idx(path: Path) -> np.ndarray:
             f"{path}: IDX file of {len(payload)} bytes, expected {expected} for shape {shape}"
             + (" (truncated)" if len(payload) < expected else "")
         )
-    return np.frombuffer(payload, dtype=np.uint8, offset=header_size).reshape(shape)
+    return aligned(np.frombuffer(payload, dtype=np.uint8, offset=header_size).reshape(shape))
+
+
+def aligned(array: np.ndarray) -> np.ndarray:
+    """``array`` if it is C-contiguous, writeable and ``ALIGNMENT``-aligned, else such a copy."""
+    flags = array.flags
+    if flags.c_contiguous and flags.writeable and array.ctypes.data % ALIGNMENT == 0:
+        return array
+    buffer = np.empty(array.nbytes + ALIGNMENT, np.uint8)
+    start = -buffer.ctypes.data % ALIGNMENT
+    out = buffer[start : start + array.nbytes].view(array.dtype).reshape(array.shape)
+    out[...] = array
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -195,7 +210,7 @@ def read_npz(path: Path, name: str, source: str = "npz") -> RawDataset:
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
         raise DataError(f"{path}: not a readable .npz archive ({e})") from None
     for key in ("x_train", "x_test"):
-        arrays[key] = _as_uint8_images(path, key, arrays[key])
+        arrays[key] = aligned(_as_uint8_images(path, key, arrays[key]))
     for key in ("y_train", "y_test"):
         arrays[key] = _as_labels(path, key, arrays[key])
     return RawDataset(

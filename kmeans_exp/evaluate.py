@@ -139,6 +139,7 @@ def silhouette(x: np.ndarray, cluster_idx: np.ndarray, metric: str, seed: int) -
 
     ``x`` as the engine takes it: uint8 pixels are scored as value / 255.
     """
+    from sklearn import config_context
     from sklearn.metrics import silhouette_score
 
     rng = np.random.default_rng(seed)
@@ -147,7 +148,9 @@ def silhouette(x: np.ndarray, cluster_idx: np.ndarray, metric: str, seed: int) -
     if not 2 <= len(np.unique(labels)) < len(rows):
         return float("nan")
     sample = features(x[rows]) if x.dtype == np.uint8 else x[rows]
-    return float(silhouette_score(sample, labels, metric=SKLEARN_METRIC[metric]))
+    # 8 MB pieces of the distance matrix, not the whole 2,000 x 2,000 float64 one (32 MB).
+    with config_context(working_memory=8):
+        return float(silhouette_score(sample, labels, metric=SKLEARN_METRIC[metric]))
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.ndarray:

@@ -44,6 +44,7 @@ from typing import NamedTuple
 import numpy as np
 
 from kmeans_exp import options
+from kmeans_exp.data import ALIGNMENT
 from kmeans_exp.errors import ConfigError
 from kmeans_exp.tf_import import tf
 
@@ -385,7 +386,7 @@ class KMeans(tf.Module):
     def _stored(self, x: np.ndarray | tf.Tensor, name: str = "inputs") -> tf.Tensor:
         """``x`` as the engine stores it: uint8 kept as is (read as value/255), else float32."""
         dtype = tf.uint8 if getattr(x, "dtype", None) in (np.uint8, tf.uint8) else tf.float32
-        data = tf.convert_to_tensor(x, dtype=dtype)
+        data = _shared(x, dtype)
         if data.shape.rank != 2:
             raise ValueError(f"{name} must be 2-D (n, d), got shape {tuple(data.shape)}")
         if self._centers is not None and data.shape[1] != self._centers.shape[1]:
@@ -446,6 +447,21 @@ class Rows(NamedTuple):
     data: tf.Tensor
     inv_norms: tf.Tensor | None
     sq_norms: tf.Tensor
+
+
+def _shared(x: np.ndarray | tf.Tensor, dtype: tf.DType) -> tf.Tensor:
+    """``x`` as a tensor: a NumPy array of that dtype, C-contiguous, writeable and aligned
+    (``data.ALIGNMENT``, as the loaded data sets are) is shared through DLPack, not copied."""
+    if (
+        isinstance(x, np.ndarray)
+        and x.dtype == dtype.as_numpy_dtype
+        and x.ndim == 2
+        and x.flags.c_contiguous
+        and x.flags.writeable
+        and x.ctypes.data % ALIGNMENT == 0
+    ):
+        return tf.experimental.dlpack.from_dlpack(x.__dlpack__())
+    return tf.convert_to_tensor(x, dtype=dtype)
 
 
 def _features(data: tf.Tensor, inv_norms: tf.Tensor | None = None) -> tf.Tensor:

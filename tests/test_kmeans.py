@@ -215,6 +215,22 @@ def test_uint8_pixels_train_as_their_float_features(mnist, metric, use_mini_batc
     np.testing.assert_allclose(ours.transform(pixels[:300]), ref.transform(features), rtol=1e-5)
 
 
+def test_aligned_arrays_are_shared_with_tensorflow_not_copied(mnist):
+    """Loaded images are aligned, so training reads them in place: no copy of the data set."""
+    from kmeans_exp.kmeans import _shared, tf
+
+    assert mnist.x_train.ctypes.data % data.ALIGNMENT == 0
+    pixels = data.aligned(np.zeros((100, 784), np.uint8))
+    tensor = _shared(pixels, tf.uint8)
+    pixels[0, 0] = 9
+    assert tensor.numpy()[0, 0] == 9  # one buffer
+    readonly = pixels.copy()
+    readonly.flags.writeable = False
+    copied = _shared(readonly, tf.uint8)
+    pixels[0, 0] = 0
+    assert copied.numpy()[0, 0] == 9 and tensor.numpy()[0, 0] == 0
+
+
 def test_kmeans_plus_plus_picks_distinct_spread_points():
     rng = np.random.default_rng(0)
     blobs = np.concatenate([rng.normal(loc, 0.01, size=(50, 2)) for loc in (0, 10, 20, 30)])
