@@ -107,34 +107,45 @@ def idx_members(raw: RawDataset) -> dict[str, np.ndarray]:
 
 
 def parse_idx(path: Path) -> np.ndarray:
-    """Read one IDX file (raw or gzipped), checking its magic number and that its size fits."""
+    """Read one IDX file (raw or gzipped), checking its magic number and that its size fits.
+
+    The body is read straight into an aligned array: no second copy of a large file is made.
+    """
     try:
-        with open(path, "rb") as f:
-            payload = f.read()
-        if payload[:2] == b"\x1f\x8b":
-            payload = gzip.decompress(payload)
+        with open(path, "rb") as raw:
+            gzipped = raw.read(2) == b"\x1f\x8b"
+            raw.seek(0)
+            with gzip.GzipFile(fileobj=raw) if gzipped else raw as stream:
+                return _read_idx(path, stream)
     except (OSError, EOFError, zlib.error) as e:  # gzip.BadGzipFile is an OSError
         raise DataError(f"{path}: cannot read the IDX file ({e})") from None
-    if len(payload) < 8:
-        raise DataError(f"{path}: truncated IDX file ({len(payload)} bytes, expected a header)")
-    magic = struct.unpack(">I", payload[:4])[0]
+
+
+def _read_idx(path: Path, stream) -> np.ndarray:
+    head = stream.read(4)
+    if len(head) < 4:
+        raise DataError(f"{path}: truncated IDX file ({len(head)} bytes, expected a header)")
+    magic = struct.unpack(">I", head)[0]
     if magic not in (IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC):
         raise DataError(
             f"{path}: wrong IDX magic number 0x{magic:08x}, expected 0x{IDX_IMAGES_MAGIC:08x} "
             f"(images) or 0x{IDX_LABELS_MAGIC:08x} (labels) for unsigned bytes"
         )
     ndim = magic & 0xFF
-    header_size = 4 + 4 * ndim
-    if len(payload) < header_size:
-        raise DataError(f"{path}: truncated IDX header ({len(payload)} bytes)")
-    shape = struct.unpack(f">{ndim}I", payload[4:header_size])
-    expected = header_size + int(np.prod(shape))
-    if len(payload) != expected:
+    dims = stream.read(4 * ndim)
+    header_size = 4 + len(dims)
+    if len(dims) < 4 * ndim:
+        raise DataError(f"{path}: truncated IDX header ({header_size} bytes)")
+    shape = struct.unpack(f">{ndim}I", dims)
+    body = _aligned_empty(int(np.prod(shape)))
+    size = header_size + stream.readinto(memoryview(body)) + len(stream.read())
+    expected = header_size + body.nbytes
+    if size != expected:
         raise DataError(
-            f"{path}: IDX file of {len(payload)} bytes, expected {expected} for shape {shape}"
-            + (" (truncated)" if len(payload) < expected else "")
+            f"{path}: IDX file of {size} bytes, expected {expected} for shape {shape}"
+            + (" (truncated)" if size < expected else "")
         )
-    return aligned(np.frombuffer(payload, dtype=np.uint8, offset=header_size).reshape(shape))
+    return body.reshape(shape)
 
 
 def aligned(array: np.ndarray) -> np.ndarray:
@@ -142,11 +153,16 @@ def aligned(array: np.ndarray) -> np.ndarray:
     flags = array.flags
     if flags.c_contiguous and flags.writeable and array.ctypes.data % ALIGNMENT == 0:
         return array
-    buffer = np.empty(array.nbytes + ALIGNMENT, np.uint8)
-    start = -buffer.ctypes.data % ALIGNMENT
-    out = buffer[start : start + array.nbytes].view(array.dtype).reshape(array.shape)
+    out = _aligned_empty(array.nbytes).view(array.dtype).reshape(array.shape)
     out[...] = array
     return out
+
+
+def _aligned_empty(nbytes: int) -> np.ndarray:
+    """An uninitialised uint8 array of ``nbytes`` starting on an ``ALIGNMENT`` boundary."""
+    buffer = np.empty(nbytes + ALIGNMENT, np.uint8)
+    start = -buffer.ctypes.data % ALIGNMENT
+    return buffer[start : start + nbytes]
 
 
 # ---------------------------------------------------------------------------------------------

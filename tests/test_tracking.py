@@ -102,3 +102,15 @@ def test_sweep_context_round_trips_through_the_environment(monkeypatch):
     monkeypatch.setenv(tracking.SWEEP_ENV, "{not json")
     with pytest.raises(TrackingError, match="KMEANS_EXP_SWEEP"):
         tracking.SweepContext.from_env()
+
+
+def test_dataset_digest_is_mlflows_without_copying_the_data(mnist):
+    """``numpy_digest`` gives ``mlflow.data.from_numpy``'s own digest (it hashes the first
+    10,000 values and the shapes), for the logged splits."""
+    from mlflow.data.digest_utils import compute_numpy_digest
+
+    from kmeans_exp.tracking.run import numpy_digest
+
+    for x, y in ((mnist.x_train, mnist.y_train), (mnist.x_test[:7], mnist.y_test[:7])):
+        assert numpy_digest(x, y) == compute_numpy_digest(x, y)
+    assert numpy_digest(mnist.x_test, mnist.y_test) != numpy_digest(mnist.x_val, mnist.y_val)

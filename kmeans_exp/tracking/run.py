@@ -180,7 +180,11 @@ class ExperimentRun:
             with warnings.catch_warnings():  # MLflow 3.17 registers the local source twice
                 warnings.filterwarnings("ignore", "The specified dataset source can be interpreted")
                 dataset = mlflow.data.from_numpy(
-                    x, targets=y, source=raw.location, name=f"{raw.name}-{context}"
+                    x,
+                    targets=y,
+                    source=raw.location,
+                    name=f"{raw.name}-{context}",
+                    digest=numpy_digest(x, y),
                 )
             try:
                 mlflow.log_input(dataset, context=context)
@@ -241,6 +245,22 @@ class ExperimentRun:
                 pip_requirements=[f"mlflow=={mlflow.__version__}"],  # brings numpy; checked fast
             )
         mlflow.set_tag("model_uri", info.model_uri)
+
+
+def numpy_digest(features: np.ndarray, targets: np.ndarray) -> str:
+    """MLflow's digest of a NumPy dataset, computed without copying the data.
+
+    ``mlflow.data.from_numpy`` hashes the first 10,000 values and the shapes, but flattens the
+    whole array first: a full copy (470 MB for ten times MNIST). Same digest, from a view.
+    """
+    import pandas as pd
+    from mlflow.data.digest_utils import MAX_ROWS, get_normalized_md5_digest
+
+    elements = []
+    for array in (features, targets):
+        elements.append(pd.util.hash_array(np.ravel(array)[:MAX_ROWS]))  # a view: contiguous
+        elements.extend(np.int64(n) for n in array.shape)
+    return get_normalized_md5_digest(elements)
 
 
 def run_tags(config_hash: str, swept: dict[str, str], overrides: tuple[str, ...] | None):
