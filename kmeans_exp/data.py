@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import gzip
 import hashlib
+import io
 import os
 import struct
 import tempfile
@@ -20,6 +21,7 @@ import zlib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -109,42 +111,44 @@ def idx_members(raw: RawDataset) -> dict[str, np.ndarray]:
 def parse_idx(path: Path) -> np.ndarray:
     """Read one IDX file (raw or gzipped), checking its magic number and that its size fits.
 
-    The body is read straight into an aligned array: no second copy of a large file is made.
+    A raw file's body is read straight into an aligned array: no second copy of a large file.
     """
     try:
-        with open(path, "rb") as raw:
-            gzipped = raw.read(2) == b"\x1f\x8b"
-            raw.seek(0)
-            with gzip.GzipFile(fileobj=raw) if gzipped else raw as stream:
-                return _read_idx(path, stream)
+        with open(path, "rb") as f:
+            if f.read(2) == b"\x1f\x8b":
+                f.seek(0)
+                payload = io.BytesIO(gzip.decompress(f.read()))
+                return _read_idx(path, payload, len(payload.getbuffer()))
+            f.seek(0)
+            return _read_idx(path, f, os.fstat(f.fileno()).st_size)
     except (OSError, EOFError, zlib.error) as e:  # gzip.BadGzipFile is an OSError
         raise DataError(f"{path}: cannot read the IDX file ({e})") from None
 
 
-def _read_idx(path: Path, stream) -> np.ndarray:
-    head = stream.read(4)
-    if len(head) < 4:
-        raise DataError(f"{path}: truncated IDX file ({len(head)} bytes, expected a header)")
-    magic = struct.unpack(">I", head)[0]
+def _read_idx(path: Path, stream: BinaryIO, size: int) -> np.ndarray:
+    """The array in an IDX ``stream`` of ``size`` bytes, checked before anything is allocated."""
+    if size < 8:
+        raise DataError(f"{path}: truncated IDX file ({size} bytes, expected a header)")
+    magic = struct.unpack(">I", stream.read(4))[0]
     if magic not in (IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC):
         raise DataError(
             f"{path}: wrong IDX magic number 0x{magic:08x}, expected 0x{IDX_IMAGES_MAGIC:08x} "
             f"(images) or 0x{IDX_LABELS_MAGIC:08x} (labels) for unsigned bytes"
         )
     ndim = magic & 0xFF
-    dims = stream.read(4 * ndim)
-    header_size = 4 + len(dims)
-    if len(dims) < 4 * ndim:
-        raise DataError(f"{path}: truncated IDX header ({header_size} bytes)")
-    shape = struct.unpack(f">{ndim}I", dims)
-    body = _aligned_empty(int(np.prod(shape)))
-    size = header_size + stream.readinto(memoryview(body)) + len(stream.read())
-    expected = header_size + body.nbytes
+    header_size = 4 + 4 * ndim
+    if size < header_size:
+        raise DataError(f"{path}: truncated IDX header ({size} bytes)")
+    shape = struct.unpack(f">{ndim}I", stream.read(4 * ndim))
+    expected = header_size + int(np.prod(shape))
     if size != expected:
         raise DataError(
             f"{path}: IDX file of {size} bytes, expected {expected} for shape {shape}"
             + (" (truncated)" if size < expected else "")
         )
+    body = _aligned_empty(expected - header_size)
+    if stream.readinto(memoryview(body)) != body.nbytes:
+        raise DataError(f"{path}: the IDX file changed while it was read")
     return body.reshape(shape)
 
 

@@ -312,8 +312,8 @@ class KMeans(tf.Module):
 
         Training never builds this whole array; it converts the stored rows chunk by chunk.
         """
-        rows = self._rows(x)
-        return _features(rows.data, rows.inv_norms)
+        xs = _features(self._stored(x))
+        return tf.math.l2_normalize(xs, axis=1) if self.distance_metric == "cosine" else xs
 
     def assign(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Index of the nearest centre and the distance to it, for every row of ``x``."""
@@ -423,16 +423,18 @@ class KMeans(tf.Module):
 # conversion cuts each function's tracing from ~0.25 s to ~0.03 s here.
 
 
+_TRACED_NAMES = ("_train_loop", "_assign_rows", "_row_norms", "_pick_candidate")
+
+
 class _ExpectedRetracing(logging.Filter):
     """Drops TF's retracing warning for our functions: one trace per shape is by design."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        ours = any(name in message for name in _COMPILED_NAMES)
+        ours = any(name in message for name in _TRACED_NAMES)
         return not (ours and "triggered tf.function retracing" in message)
 
 
-_COMPILED_NAMES = ("_train_loop", "_assign_rows", "_row_norms", "_pick_candidate")
 tf.get_logger().addFilter(_ExpectedRetracing())
 
 

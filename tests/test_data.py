@@ -89,6 +89,9 @@ def idx_dir(mnist_raw, tmp_path_factory):
     return write_idx_dir(mnist_raw, tmp_path_factory.mktemp("good"), gzip_names=())
 
 
+HUGE = (4 * 10**9).to_bytes(4, "big")  # an image count no file here can hold
+
+
 @pytest.mark.parametrize(
     "corrupt, expected",
     [
@@ -119,8 +122,21 @@ def idx_dir(mnist_raw, tmp_path_factory):
             lambda d: _rewrite(d / "train-images-idx3-ubyte", lambda b: b"\x1f\x8b" + b[2:100]),
             "cannot read the IDX file",
         ),
+        (  # a header claiming 3 TB: refused by size, before any allocation
+            lambda d: _rewrite(d / "t10k-images-idx3-ubyte", lambda b: b[:4] + HUGE + b[8:]),
+            "expected 3136000000016 for shape \\(4000000000, 28, 28\\) \\(truncated\\)",
+        ),
     ],
-    ids=["missing", "magic", "truncated", "count-mismatch", "dimensions", "hash", "bad-gzip"],
+    ids=[
+        "missing",
+        "magic",
+        "truncated",
+        "count-mismatch",
+        "dimensions",
+        "hash",
+        "bad-gzip",
+        "huge-header",
+    ],
 )
 def test_bad_idx_files_get_one_line_naming_the_file(idx_dir, tmp_path, corrupt, expected):
     directory = tmp_path / "copy"
