@@ -12,7 +12,8 @@ later process with the same shapes loads them instead (~0.04 s each). Entries ar
 temporary file and renamed, so parallel jobs can share the folder. The folder is per TensorFlow
 version and CPU (the programs are built for the host's instruction set), under the user cache
 directory; ``KMEANS_EXP_XLA_CACHE`` names another folder, or turns the cache off with ``off``.
-A ``--tf_xla_persistent_cache_directory`` already in ``TF_XLA_FLAGS`` is left as it is.
+A folder that cannot be written means no cache. A ``--tf_xla_persistent_cache_directory``
+already in ``TF_XLA_FLAGS`` is left as it is.
 """
 
 from __future__ import annotations
@@ -49,11 +50,22 @@ def _cpu_id() -> str:
 
 
 def _enable_xla_cache() -> None:
+    """Point TensorFlow's persistent cache at ``xla_cache_dir()`` if that folder is writable.
+
+    TensorFlow fails the compiled call itself when it cannot write there (a read-only home),
+    so an unusable folder means no cache, not a failed run.
+    """
     flags = os.environ.get("TF_XLA_FLAGS", "")
     if CACHE_FLAG in flags:
         return
     directory = xla_cache_dir()
-    if directory is not None:
+    if directory is None:
+        return
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return
+    if os.access(directory, os.W_OK | os.X_OK):
         os.environ["TF_XLA_FLAGS"] = f"{flags} {CACHE_FLAG}={directory}".strip()
 
 

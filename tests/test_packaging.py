@@ -9,6 +9,8 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -120,3 +122,31 @@ def test_wheel_carries_configs_presets_and_data(tmp_path):
         "import kmeans_exp.app as a; print(a.CONFIG_DIR)", {"PYTHONPATH": str(site)}, tmp_path
     )
     assert where.stdout.strip() == str(site / "kmeans_exp" / "conf")
+
+
+FIT_AND_REPORT_CACHE = (
+    "import os\n"
+    "import numpy as np\n"
+    "from kmeans_exp.kmeans import KMeans\n"
+    "model = KMeans(3, seed=0).fit(np.random.default_rng(0).random((300, 8), np.float32), 2)\n"
+    "print(model.inertia_, repr(os.environ['TF_XLA_FLAGS']))\n"
+)
+
+
+@pytest.mark.slow
+def test_compiled_programs_are_cached_where_writable_and_never_fail_a_run(tmp_path):
+    """The XLA programs land in ``KMEANS_EXP_XLA_CACHE``; a folder that cannot be created
+    (TensorFlow would fail the compiled call itself) means no cache and the same result."""
+    env = {"TF_XLA_FLAGS": ""}  # this process's own cache flag must not be inherited
+    cached = run_python(FIT_AND_REPORT_CACHE, {**env, "KMEANS_EXP_XLA_CACHE": str(tmp_path / "c")})
+    assert cached.returncode == 0, cached.stderr
+    assert f"--tf_xla_persistent_cache_directory={tmp_path / 'c'}" in cached.stdout
+    assert len(list((tmp_path / "c").glob("xla_compile_cache__*"))) >= 3  # norms, pick, step
+
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    env["KMEANS_EXP_XLA_CACHE"] = str(blocked / "cache")
+    uncached = run_python(FIT_AND_REPORT_CACHE, env)
+    assert uncached.returncode == 0, uncached.stderr
+    assert uncached.stdout.split()[0] == cached.stdout.split()[0]  # the same inertia
+    assert uncached.stdout.split()[1] == "''"  # no flag: TensorFlow was told of no cache
