@@ -585,9 +585,9 @@ def _assign_rows(data: tf.Tensor, centers: tf.Tensor, metric: str) -> tuple[tf.T
         idx, dist = _nearest_of(x, sq, centers, metric)
         return i + 1, labels.write(i, idx), distances.write(i, dist)
 
-    parts = (
-        tf.TensorArray(tf.int32, size=chunks, infer_shape=False),
-        tf.TensorArray(tf.float32, size=chunks, infer_shape=False),
+    parts = (  # element_shape: an empty input concatenates to an empty output
+        tf.TensorArray(tf.int32, size=chunks, infer_shape=False, element_shape=[None]),
+        tf.TensorArray(tf.float32, size=chunks, infer_shape=False, element_shape=[None]),
     )
     _, labels, distances = tf.while_loop(lambda i, *_: i < chunks, body, (0, *parts))
     return labels.concat(), distances.concat()

@@ -249,6 +249,7 @@ def test_predict_transform_inertia_agree(sample):
     assert model.inertia(x[:500]) == pytest.approx(dist.min(1).sum(), rel=1e-5)
     np.testing.assert_array_equal(model.labels_, model.predict(x))  # fit's final assignment
     assert model.inertia_ == pytest.approx(model.inertia(x), rel=1e-6)
+    assert model.predict(x[:0]).shape == (0,) and model.inertia(x[:0]) == 0.0  # no rows
 
 
 def test_save_restore_round_trip(sample, tmp_path):
