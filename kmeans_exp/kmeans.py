@@ -170,7 +170,7 @@ class KMeans(tf.Module):
             else:
                 retries = self.kmeans_plus_plus_num_retries
                 chosen = _kmeans_plus_plus(rows, self.n_clusters, seed, retries)
-            centers = _features(*_gather_rows(rows, chosen)[:2])
+            centers = rows.gather(chosen).features()
         if self.distance_metric == "cosine":
             centers = tf.math.l2_normalize(centers, axis=1)
         if self._centers is None or self._centers.shape != centers.shape:
@@ -450,6 +450,18 @@ class Rows(NamedTuple):
     inv_norms: tf.Tensor | None
     sq_norms: tf.Tensor
 
+    def features(self) -> tf.Tensor:
+        """The rows as float32 features x̂: uint8 read as value/255, normalised for cosine."""
+        return _features(self.data, self.inv_norms)
+
+    def chunk(self, start: tf.Tensor | int, size: int) -> Rows:
+        """Rows ``start:start+size``, with a static size (so XLA compiles a fixed shape)."""
+        return Rows(*(None if t is None else _chunk(t, start, size) for t in self))
+
+    def gather(self, indices: tf.Tensor) -> Rows:
+        """The rows at ``indices``."""
+        return Rows(*(None if t is None else tf.gather(t, indices) for t in self))
+
 
 def _shared(x: np.ndarray | tf.Tensor, dtype: tf.DType) -> tf.Tensor:
     """``x`` as a tensor: a NumPy array of that dtype, C-contiguous, writeable and aligned
@@ -601,20 +613,15 @@ def _cluster_sums(
 
     def chunk(start, size, carry):
         sums, hits, total = carry
-        inv = None if rows.inv_norms is None else _chunk(rows.inv_norms, start, size)
-        x = _features(_chunk(rows.data, start, size), inv)
-        idx, dist = _nearest_of(x, _chunk(rows.sq_norms, start, size), centers, metric)
+        part = rows.chunk(start, size)
+        x = part.features()
+        idx, dist = _nearest_of(x, part.sq_norms, centers, metric)
         sums += tf.math.unsorted_segment_sum(x, idx, k)
         hits += tf.math.unsorted_segment_sum(tf.ones_like(dist), idx, k)  # exact below 2**24
         return sums, hits, total + tf.reduce_sum(dist)
 
     start = (tf.zeros([k, d]), tf.zeros([k]), tf.constant(0.0))
     return _fold_rows(rows.data.shape[0], chunk, start)
-
-
-def _gather_rows(rows: Rows, indices: tf.Tensor) -> Rows:
-    inv = None if rows.inv_norms is None else tf.gather(rows.inv_norms, indices)
-    return Rows(tf.gather(rows.data, indices), inv, tf.gather(rows.sq_norms, indices))
 
 
 @tf.function(jit_compile=True, autograph=False)
@@ -641,7 +648,7 @@ def _train_loop(
         return avg[None], empty[None]
 
     def body(i, averages, empties):
-        avg, empty = update(_gather_rows(rows, indices[i]))
+        avg, empty = update(rows.gather(indices[i]))
         averages = tf.tensor_scatter_nd_update(averages, [[i]], [avg])
         empties = tf.tensor_scatter_nd_update(empties, [[i]], [empty])
         return i + 1, averages, empties
@@ -693,15 +700,14 @@ def _pick_candidate(
     ``nearest`` is each row's squared distance to its nearest chosen centre; returns the index
     (into ``candidates``) of the best one and ``nearest`` once it is chosen. One pass over rows.
     """
-    points = _features(*_gather_rows(rows, candidates)[:2])
+    points = rows.gather(candidates).features()
     p_sq = tf.reduce_sum(tf.square(points), axis=1)
 
     def chunk(start, size):
-        inv = None if rows.inv_norms is None else _chunk(rows.inv_norms, start, size)
-        x = _features(_chunk(rows.data, start, size), inv)
-        dots = tf.matmul(x, points, transpose_b=True)  # (size, m): faster than (m, size) here
-        sq = _chunk(rows.sq_norms, start, size)
-        return (tf.transpose(tf.maximum(sq[:, None] - 2.0 * dots + p_sq[None, :], 0.0)),)
+        part = rows.chunk(start, size)
+        dots = tf.matmul(part.features(), points, transpose_b=True)  # (size, m): faster here
+        sq = part.sq_norms[:, None] - 2.0 * dots + p_sq[None, :]
+        return (tf.transpose(tf.maximum(sq, 0.0)),)
 
     (cand_dist,) = _map_rows(rows.data.shape[0], chunk, (tf.float32,))
     potentials = tf.reduce_sum(tf.minimum(nearest[None, :], cand_dist), axis=1)
