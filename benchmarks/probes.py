@@ -189,12 +189,13 @@ def sweep_overhead(ks: list[int]) -> dict:
     }
 
 
-def _last_run_metrics(tracking_uri: str) -> dict[str, float]:
+def _newest_run(folder: Path):
+    """The MLflow client of ``folder``'s store (a CLI run's ``./mlflow.db``) and its newest run."""
     import mlflow
 
-    client = mlflow.MlflowClient(tracking_uri)
+    client = mlflow.MlflowClient(f"sqlite:///{folder}/mlflow.db")
     ids = [e.experiment_id for e in client.search_experiments()]
-    return client.search_runs(ids, order_by=["attributes.start_time DESC"])[0].data.metrics
+    return client, client.search_runs(ids, order_by=["attributes.start_time DESC"])[0]
 
 
 def default_run() -> dict:
@@ -205,7 +206,7 @@ def default_run() -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         for name in ("cold", "warm"):
             wall, peak_mb = run_cli([], Path(tmp))
-            metrics = _last_run_metrics(f"sqlite:///{tmp}/mlflow.db")
+            metrics = _newest_run(Path(tmp))[1].data.metrics
             result[name] = {
                 "wall_s": wall,
                 "max_rss_mb": peak_mb,
@@ -272,14 +273,10 @@ def _write_noisy_copies(directory: Path, copies: int, seed: int = 0) -> None:
     (directory / "t10k-labels-idx1-ubyte").write_bytes(data.idx_bytes(raw.test_labels))
 
 
-def _seconds_per_step(tracking_uri: str) -> float:
+def _seconds_per_step(folder: Path) -> float:
     """Mean time per step between the first and last ``avg_distance`` points of the newest run
     (mini-batch steps are logged in bursts of one compiled call, so not their median gap)."""
-    import mlflow
-
-    client = mlflow.MlflowClient(tracking_uri)
-    ids = [e.experiment_id for e in client.search_experiments()]
-    run = client.search_runs(ids, order_by=["attributes.start_time DESC"])[0]
+    client, run = _newest_run(folder)
     stamps = sorted(m.timestamp for m in client.get_metric_history(run.info.run_id, "avg_distance"))
     return (stamps[-1] - stamps[0]) / (len(stamps) - 1) / 1000
 
@@ -301,11 +298,10 @@ def scale_10x(steps: int = 10) -> dict:
             store = Path(tmp) / name
             store.mkdir()
             wall, peak_mb = run_cli(args, store)
-            uri = f"sqlite:///{store}/mlflow.db"
             result[name] = {
                 "wall_s": wall,
                 "max_rss_mb": peak_mb,
-                "seconds_per_step": _seconds_per_step(uri),
+                "seconds_per_step": _seconds_per_step(store),
             }
         result["data_mb"] = (big / "train-images-idx3-ubyte").stat().st_size / 2**20
     return result

@@ -3,7 +3,8 @@
 Configs live in the top-level ``conf/`` of a source checkout and inside the package
 (``kmeans_exp/conf``) in an installed wheel; ``kmeans_exp.config.CONFIG_DIR`` picks whichever
 exists. Heavy imports (TensorFlow, MLflow) happen inside the task, so ``--help`` and config
-errors answer at once. The task returns the validation accuracy, what a sweeper optimises.
+errors answer at once. The task returns the run's ``optimized_metric`` (validation accuracy by
+default): what a sweeper such as Optuna optimises.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ register_schema()
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="config")
 def main(cfg: DictConfig) -> float:
-    """Run one experiment; return ``optimized_metric`` (validation accuracy), what sweepers use."""
+    """Run one experiment; return its ``optimized_metric``, what sweepers optimise."""
     hydra_cfg = HydraConfig.get()
     try:
         launch = launch_from_hydra(hydra_cfg, cfg.tracking.enabled)

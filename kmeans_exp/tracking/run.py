@@ -160,9 +160,7 @@ class ExperimentRun:
             mlflow.log_dict(config, "config.yaml")
 
     @_tracked
-    def log_datasets(
-        self, splits: Any, contexts: tuple[str, ...] = ("train", "validation", "test")
-    ):
+    def log_datasets(self, splits: Any) -> None:
         """The splits (a ``kmeans_exp.data.Splits``) as MLflow dataset inputs of the run."""
         import mlflow
         from mlflow.exceptions import MlflowException
@@ -173,8 +171,7 @@ class ExperimentRun:
             "validation": (splits.x_val, splits.y_val),
             "test": (splits.x_test, splits.y_test),
         }
-        for context in contexts:
-            x, y = arrays[context]
+        for context, (x, y) in arrays.items():
             if not len(x):
                 continue
             with warnings.catch_warnings():  # MLflow 3.17 registers the local source twice
