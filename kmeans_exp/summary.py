@@ -25,9 +25,9 @@ SUMMARY_METRICS = (
     "silhouette",
     "train_seconds",
 )
-DEFAULT_SCORE = (
-    "val_accuracy"  # what "best" maximises (config: optimized_metric); never a test score
-)
+# What "best" maximises unless the sweep says otherwise (config: optimized_metric); never a
+# test score.
+DEFAULT_SCORE = "val_accuracy"
 
 
 def finished(rows: Iterable[dict]) -> list[dict]:
@@ -51,9 +51,7 @@ def group_by_seed(rows: Sequence[dict], swept_keys: Sequence[str]) -> list[dict]
         group: dict[str, Any] = dict(zip(keys, values, strict=True))
         group["n"] = len(members)
         for metric in SUMMARY_METRICS:
-            series = [r[metric] for r in members if _number(r.get(metric))]
-            group[f"{metric}_mean"] = float(np.mean(series)) if series else None
-            group[f"{metric}_std"] = float(np.std(series, ddof=1)) if len(series) > 1 else None
+            group[f"{metric}_mean"], group[f"{metric}_std"] = _mean_std(members, metric)
         group["run_ids"] = [r["run_id"] for r in members]
         out.append(group)
     return out
@@ -90,10 +88,9 @@ def by_k(rows: Sequence[dict], metrics: Sequence[str]) -> dict[int, dict[str, tu
     for k in sorted(per_k):
         out[k] = {}
         for metric in metrics:
-            series = [r[metric] for r in per_k[k] if _number(r.get(metric))]
-            if series:
-                std = float(np.std(series, ddof=1)) if len(series) > 1 else 0.0
-                out[k][metric] = (float(np.mean(series)), std)
+            mean, std = _mean_std(per_k[k], metric)
+            if mean is not None:
+                out[k][metric] = (mean, std or 0.0)
     return out
 
 
@@ -107,6 +104,14 @@ def suggested_k(rows: Sequence[dict]) -> int | None:
     if not scores:
         return None
     return max(sorted(scores), key=lambda k: scores[k])
+
+
+def _mean_std(rows: Sequence[dict], metric: str) -> tuple[float | None, float | None]:
+    """Mean and sample standard deviation (``ddof=1``) of ``metric`` over the rows that have it;
+    None for a mean of nothing and for the spread of a single value."""
+    series = [r[metric] for r in rows if _number(r.get(metric))]
+    mean = float(np.mean(series)) if series else None
+    return mean, float(np.std(series, ddof=1)) if len(series) > 1 else None
 
 
 def _number(value: Any) -> bool:
