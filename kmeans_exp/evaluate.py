@@ -171,7 +171,7 @@ def evaluate_model(model: FittedModel, splits: Any, seed: int) -> Evaluation:
     """
     num_classes = splits.raw.num_classes
     train_idx = model.labels_  # fit's final assignment of the training set
-    val_idx = model.assign(splits.x_val)[0] if len(splits.x_val) else np.zeros(0, np.int64)
+    val_idx = model.assign(splits.x_val)[0]  # empty without a validation split
     test_idx = model.assign(splits.x_test)[0]
     clusters = label_clusters(train_idx, splits.y_train, model.n_clusters, num_classes)
     test_pred = clusters.predict(test_idx)

@@ -75,6 +75,14 @@ def test_tracking_off_logs_nothing(tmp_path, monkeypatch, caplog):
     assert not any("MLflow run" in r.getMessage() for r in caplog.records)
 
 
+def test_without_a_validation_split_there_are_no_validation_scores():
+    result = kmeans_exp.run_experiment(
+        k=5, steps=2, data={"validation_size": 0}, tracking={"enabled": False}
+    )
+    assert not any(name.startswith("val_") for name in result.metrics)
+    assert 0.3 < result.metrics["test_accuracy"] < 0.8 and len(result.model.labels_) == 60_000
+
+
 @pytest.mark.parametrize(
     "overrides, message",
     [
