@@ -24,8 +24,8 @@ import math
 import numpy as np
 from common import K, nearest_cosine
 
-from kmeans_exp.kmeans import KMeans
-from kmeans_exp.legacy_op import legacy_train
+from kmeans_exp.engine import KMeans
+from kmeans_exp.engine.legacy_op import legacy_train
 
 SEEDS = range(5)
 

@@ -2,7 +2,7 @@
 
 faiss-cpu ``Kmeans`` (spherical for cosine, on L2-normalised rows, every point used),
 scikit-learn ``KMeans`` (lloyd) and ``MiniBatchKMeans``, and TensorFlow's legacy
-``clustering_ops.KMeans`` (``kmeans_exp.legacy_op``, the tutorial's own path). faiss ships an
+``clustering_ops.KMeans`` (``kmeans_exp.engine.legacy_op``, the tutorial's own path). faiss ships an
 OpenBLAS that may not recognise this CPU; ``python peers.py CORETYPE ITERS REPEATS [--quick]``
 times it again in a fresh process with ``OPENBLAS_CORETYPE`` set (what ``faiss_in_child`` runs).
 """
@@ -103,7 +103,7 @@ def sklearn_mini_batch(x: np.ndarray, init: np.ndarray, batch: int, steps: int, 
 
 def legacy_tf(x: np.ndarray, init: np.ndarray, batches: list[np.ndarray]) -> dict:
     """TensorFlow's legacy op, cosine mini-batch, each batch fed by feed_dict."""
-    from kmeans_exp.legacy_op import legacy_train
+    from kmeans_exp.engine.legacy_op import legacy_train
 
     run = legacy_train(x, init, "cosine", True, batches, threads=THREADS)
     steps = run.step_seconds[1:] or run.step_seconds

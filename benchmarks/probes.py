@@ -18,7 +18,7 @@ from common import BenchData, K, median_spread
 
 
 def ours_full_batch(x: np.ndarray, metric: str, iters: int, repeats: int, k: int = K) -> dict:
-    from kmeans_exp.kmeans import KMeans
+    from kmeans_exp.engine import KMeans
 
     KMeans(k, distance_metric=metric, init="random").fit(x, 2)  # compile once
     per_iter = []
@@ -29,7 +29,7 @@ def ours_full_batch(x: np.ndarray, metric: str, iters: int, repeats: int, k: int
 
 
 def ours_mini_batch(x: np.ndarray, metric: str, batch: int, steps: int, repeats: int) -> dict:
-    from kmeans_exp.kmeans import KMeans
+    from kmeans_exp.engine import KMeans
 
     def make(seed: int) -> KMeans:
         return KMeans(
@@ -51,7 +51,7 @@ def ours_mini_batch(x: np.ndarray, metric: str, batch: int, steps: int, repeats:
 
 def ours_tutorial(x: np.ndarray, steps: int) -> dict:
     """``experiments=seed_tutorial`` training: init + compilation + whole-set steps."""
-    from kmeans_exp.kmeans import KMeans
+    from kmeans_exp.engine import KMeans
 
     start = time.perf_counter()
     model = KMeans(K, init="random", use_mini_batch=True, batch_size=None, seed=0).fit(x, steps)
@@ -62,7 +62,7 @@ def ours_tutorial(x: np.ndarray, steps: int) -> dict:
 
 def scaling(x_full: np.ndarray, ks: list[int], ns: list[int], iters: int) -> list[dict]:
     """Full-batch cost per point-centre pair over n and k; a cell 1.5x the first is flagged."""
-    from kmeans_exp.kmeans import KMeans
+    from kmeans_exp.engine import KMeans
 
     rows = []
     for n in ns:
@@ -87,7 +87,7 @@ def metrics_cost(bench: BenchData, repeats: int) -> dict:
     """Seconds for the clustering scores a run adds (NMI, ARI, AMI, matched accuracy on the
     test split, NMI on a validation-sized split, silhouette on its sample), at k=25."""
     from kmeans_exp import evaluate
-    from kmeans_exp.kmeans import KMeans
+    from kmeans_exp.engine import KMeans
 
     model = KMeans(K, seed=0).fit(bench.pixels, 5)
     test_idx = model.predict(bench.pixels_test)
@@ -310,11 +310,11 @@ def scale_10x(steps: int = 10) -> dict:
 STARTUP_PROBE = r"""
 import json, time
 t0 = time.perf_counter()
-import kmeans_exp.app  # hydra, omegaconf, the config schema
+import kmeans_exp.hydra_app.app  # hydra, omegaconf, the config schema
 t1 = time.perf_counter()
 import mlflow
 t2 = time.perf_counter()
-from kmeans_exp.kmeans import KMeans  # tensorflow
+from kmeans_exp.engine import KMeans  # tensorflow
 t3 = time.perf_counter()
 from kmeans_exp import data
 splits = data.split(data.load_raw("bundled", None, "mnist"), 5000)

@@ -7,7 +7,8 @@ From Python::
     result.metrics["test_accuracy"], result.run_id, result.model.cluster_centers_
 
 Importing the package imports neither TensorFlow nor MLflow; the engine loads when a run
-trains, MLflow when a run logs. The command line is ``python -m kmeans_exp`` (``kmeans_exp.app``).
+trains, MLflow when a run logs. The command line is ``python -m kmeans_exp``
+(``kmeans_exp.hydra_app``).
 """
 
 from kmeans_exp.config import ExperimentConfig, compose

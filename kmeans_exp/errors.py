@@ -1,7 +1,5 @@
 """Errors a user can fix: each message is one line naming the key, file or value at fault."""
 
-from hydra.errors import CompactHydraException
-
 
 class KMeansExpError(Exception):
     """Base class: the message alone is shown to the user, without a traceback."""
@@ -17,7 +15,3 @@ class DataError(KMeansExpError):
 
 class TrackingError(KMeansExpError):
     """The MLflow tracking store cannot be reached or written."""
-
-
-class UserError(CompactHydraException):
-    """A ``KMeansExpError`` as the command line shows it: the one line, without a traceback."""

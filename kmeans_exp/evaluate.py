@@ -28,7 +28,7 @@ SKLEARN_METRIC = {"cosine": "cosine", "squared_euclidean": "sqeuclidean"}
 
 
 class FittedModel(Protocol):
-    """What evaluation needs of a fitted engine (``kmeans_exp.kmeans.KMeans``)."""
+    """What evaluation needs of a fitted engine (``kmeans_exp.engine.KMeans``)."""
 
     n_clusters: int
     distance_metric: str

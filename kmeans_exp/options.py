@@ -77,12 +77,16 @@ def batch_size(key: str, value: int | None) -> int | None:
     return int(value)
 
 
-def fits_rows(k: int, batch: int | None, n_rows: int, k_key: str = "k") -> None:
-    """Refuse more clusters, or a larger batch, than there are training rows."""
+def fits_rows(k: int, batch: int | None, n_rows: int) -> None:
+    """Refuse more clusters, or a larger batch, than there are training rows.
+
+    The one home of this rule: the config checks it against the loaded data before anything
+    runs, and the engine against whatever rows it is given.
+    """
     if k > n_rows:
-        raise ConfigError(f"{k_key}={k}: more clusters than the {n_rows} training images")
+        raise ConfigError(f"k={k}: more clusters than the {n_rows} training rows")
     if batch is not None and batch > n_rows:
         raise ConfigError(
-            f"batch_size={batch}: larger than the {n_rows} training images "
+            f"batch_size={batch}: larger than the {n_rows} training rows "
             "(use null for the whole training set)"
         )

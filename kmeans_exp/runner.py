@@ -46,7 +46,7 @@ class ExperimentResult:
     """A finished experiment: the fitted engine, its scores, and where MLflow holds them."""
 
     config: ExperimentConfig
-    model: Any  # kmeans_exp.kmeans.KMeans; None when an earlier run was reused
+    model: Any  # kmeans_exp.engine.KMeans; None when an earlier run was reused
     evaluation: evaluate.Evaluation | None  # None when an earlier run was reused
     metrics: dict[str, float]  # every metric logged at the end of the run, timings included
     run_id: str | None  # None with tracking.enabled=false
@@ -88,7 +88,7 @@ def run_experiment(
             return _reuse(exp, store, launch, digest, *previous)
 
     start = time.perf_counter()
-    from kmeans_exp.kmeans import KMeans  # TensorFlow loads only once the inputs are good
+    from kmeans_exp.engine import KMeans  # TensorFlow loads only once the inputs are good
 
     tf_seconds = time.perf_counter() - start
 

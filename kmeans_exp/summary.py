@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -28,6 +29,45 @@ SUMMARY_METRICS = (
 # What "best" maximises unless the sweep says otherwise (config: optimized_metric); never a
 # test score.
 DEFAULT_SCORE = "val_accuracy"
+
+
+@dataclass(frozen=True)
+class SweepOutcome:
+    """What a sweep's summary decides from its job rows: groups, the best, a k to suggest.
+
+    ``best_metrics`` are the parent's ``best_*`` metrics: the choosing ``score`` first, then
+    validation and test accuracy where the chosen run (or group, as ``best_*_mean``) has them.
+    """
+
+    groups: list[dict] = field(default_factory=list)  # seed groups; empty unless seed is swept
+    best_group: dict | None = None
+    best_run: dict | None = None  # the best run overall, or inside the best group
+    suggested_k: int | None = None
+    best_metrics: dict[str, float] = field(default_factory=dict)
+
+
+REPORTED_BEST = ("val_accuracy", "test_accuracy")  # shown beside the score that chose
+
+
+def decide(rows: Sequence[dict], swept_keys: Sequence[str], score: str) -> SweepOutcome:
+    """The best group (seeds swept), the best run and the suggested k (k swept) of a sweep."""
+    reported = dict.fromkeys((score, *REPORTED_BEST))
+    groups = group_by_seed(rows, swept_keys) if SEED_KEY in swept_keys else []
+    top = best_group(groups, score)
+    best_metrics: dict[str, float] = {}
+    candidates = rows
+    if top is not None:
+        candidates = [r for r in rows if r["run_id"] in top["run_ids"]]
+        for metric in reported:
+            if _number(top.get(f"{metric}_mean")):
+                best_metrics[f"best_{metric}_mean"] = top[f"{metric}_mean"]
+    best = best_row(candidates, score)
+    if best is not None:
+        for metric in reported:
+            if _number(best.get(metric)):
+                best_metrics[f"best_{metric}"] = best[metric]
+    k = suggested_k(rows) if "k" in swept_keys else None
+    return SweepOutcome(groups, top, best, k, best_metrics)
 
 
 def finished(rows: Iterable[dict]) -> list[dict]:

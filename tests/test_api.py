@@ -87,7 +87,7 @@ def test_without_a_validation_split_there_are_no_validation_scores():
     "overrides, message",
     [
         ({"k": 0}, "k=0: expected an integer >= 1 (the number of clusters)"),
-        ({"k": 55_001}, "k=55001: more clusters than the 55000 training images"),
+        ({"k": 55_001}, "k=55001: more clusters than the 55000 training rows"),
         ({"foo": 1}, "Key 'foo' not in 'ExperimentConfig'"),
         ({"distance_metric": "manhattan"}, "Invalid value 'manhattan'"),
     ],

@@ -129,7 +129,7 @@ def test_a_failing_job_does_not_stop_the_others_and_the_parent_counts_it(tmp_pat
     """k=55001 passes the config checks but not the data's (55,000 training images)."""
     result = run_cli(["-m", "k=55001,9", "steps=2", "tracking.log_model=false"], tmp_path)
     assert result.returncode == 1
-    message = "k=55001: more clusters than the 55000 training images"
+    message = "k=55001: more clusters than the 55000 training rows"
     assert message in result.stderr
     runs = runs_by_name(client_for(tmp_path))
     assert runs["k=9"].info.status == "FINISHED"

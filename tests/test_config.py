@@ -90,9 +90,9 @@ def test_value_checks_name_the_key(override, message):
 def test_check_against_data():
     exp = config.to_experiment_config(composed("k=100", "batch_size=60"))
     exp.check_against_data(100)
-    with pytest.raises(ConfigError, match="k=100: more clusters than the 99 training images"):
+    with pytest.raises(ConfigError, match="k=100: more clusters than the 99 training rows"):
         exp.check_against_data(99)
-    with pytest.raises(ConfigError, match="batch_size=60: larger than the 59 training images"):
+    with pytest.raises(ConfigError, match="batch_size=60: larger than the 59 training rows"):
         config.to_experiment_config(composed("k=3", "batch_size=60")).check_against_data(59)
 
 
@@ -122,8 +122,8 @@ def test_compose_refuses_bad_overrides_with_one_line(override, expected):
     [
         ("distance_metric=manhattan", "Invalid value 'manhattan', expected one of"),
         ("+foo=1", "foo: not a config key; expected one of k, distance_metric"),
-        ("k=55001", "k=55001: more clusters than the 55000 training images"),
-        ("batch_size=70000", "batch_size=70000: larger than the 55000 training images"),
+        ("k=55001", "k=55001: more clusters than the 55000 training rows"),
+        ("batch_size=70000", "batch_size=70000: larger than the 55000 training rows"),
         ("data.source=npz data.path=/nonexistent.npz", "/nonexistent.npz: no such file"),
         # A sweep is checked, every value, before its parent run opens: no run is left behind.
         ("-m k=10,abc", "Error merging override k=abc: Value 'abc' of type 'str' could not be"),

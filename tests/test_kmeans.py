@@ -7,8 +7,8 @@ import pytest
 import reference
 
 from kmeans_exp import data, evaluate
-from kmeans_exp.kmeans import KMeans
-from kmeans_exp.legacy_op import legacy_train
+from kmeans_exp.engine import KMeans, batches
+from kmeans_exp.engine.legacy_op import legacy_train
 
 K = 10
 
@@ -104,7 +104,7 @@ def test_mini_batch_over_several_compiled_chunks_matches_the_count_rule(metric):
     init = x[np.arange(K) * 300 + rng.integers(300, size=K)]
     steps = 150
     model = KMeans(K, distance_metric=metric, use_mini_batch=True, batch_size=1024, seed=11)
-    assert model.steps_per_call(len(x)) == 64  # so the fit below crosses two chunk boundaries
+    assert batches.steps_per_call(1024, True) == 64  # so the fit below crosses two chunk boundaries
     model.fit(x, steps, init)
 
     xs = prepared(x, metric)
@@ -217,16 +217,16 @@ def test_uint8_pixels_train_as_their_float_features(mnist, metric, use_mini_batc
 
 def test_aligned_arrays_are_shared_with_tensorflow_not_copied(mnist):
     """Loaded images are aligned, so training reads them in place: no copy of the data set."""
-    from kmeans_exp.kmeans import _shared, tf
+    from kmeans_exp.engine.passes import shared_tensor, tf
 
     assert mnist.x_train.ctypes.data % data.ALIGNMENT == 0
     pixels = data.aligned(np.zeros((100, 784), np.uint8))
-    tensor = _shared(pixels, tf.uint8)
+    tensor = shared_tensor(pixels, tf.uint8)
     pixels[0, 0] = 9
     assert tensor.numpy()[0, 0] == 9  # one buffer
     readonly = pixels.copy()
     readonly.flags.writeable = False
-    copied = _shared(readonly, tf.uint8)
+    copied = shared_tensor(readonly, tf.uint8)
     pixels[0, 0] = 0
     assert copied.numpy()[0, 0] == 9 and tensor.numpy()[0, 0] == 0
 
@@ -280,11 +280,11 @@ def test_bad_arguments_are_refused(kwargs, message):
 
 def test_more_clusters_than_rows_or_a_batch_larger_than_the_data_is_refused():
     x = np.eye(4, dtype=np.float32)
-    with pytest.raises(ValueError, match="n_clusters=5: more clusters than the 4 training images"):
+    with pytest.raises(ValueError, match="k=5: more clusters than the 4 training rows"):
         KMeans(5).fit(x, 1)
-    with pytest.raises(ValueError, match="n_clusters=5: more clusters than the 4"):
+    with pytest.raises(ValueError, match="k=5: more clusters than the 4"):
         KMeans(5).initialize(x)
-    with pytest.raises(ValueError, match="batch_size=8: larger than the 4 training images"):
+    with pytest.raises(ValueError, match="batch_size=8: larger than the 4 training rows"):
         KMeans(2, use_mini_batch=True, batch_size=8).fit(x, 1)
     with pytest.raises(ValueError, match="steps=0: expected an integer >= 1"):
         KMeans(2).fit(x, 0)

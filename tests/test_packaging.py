@@ -51,7 +51,7 @@ def test_import_and_help_do_not_import_tensorflow_or_mlflow(tmp_path):
         (poisoned / name).mkdir(parents=True)
         (poisoned / name / "__init__.py").write_text(f"raise ImportError('{name} imported')\n")
     env = {"PYTHONPATH": os.pathsep.join([str(poisoned), str(ROOT)])}
-    result = run_python("import kmeans_exp, kmeans_exp.app, kmeans_exp.config", env)
+    result = run_python("import kmeans_exp, kmeans_exp.hydra_app.app, kmeans_exp.config", env)
     assert result.returncode == 0, result.stderr
     help_run = subprocess.run(
         [sys.executable, "-m", "kmeans_exp", "--help"],
@@ -68,7 +68,7 @@ def test_import_and_help_do_not_import_tensorflow_or_mlflow(tmp_path):
 
 def test_tensorflow_start_up_noise_does_not_reach_the_console():
     code = (
-        "from kmeans_exp.kmeans import KMeans\n"
+        "from kmeans_exp.engine import KMeans\n"
         "import numpy as np\n"
         "KMeans(2, seed=0).fit(np.eye(4, dtype=np.float32), 2)\n"
     )
@@ -119,7 +119,9 @@ def test_wheel_carries_configs_presets_and_data(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "steps: 50" in result.stdout and "init: random" in result.stdout
     where = run_python(
-        "import kmeans_exp.app as a; print(a.CONFIG_DIR)", {"PYTHONPATH": str(site)}, tmp_path
+        "import kmeans_exp.hydra_app.app as a; print(a.CONFIG_DIR)",
+        {"PYTHONPATH": str(site)},
+        tmp_path,
     )
     assert where.stdout.strip() == str(site / "kmeans_exp" / "conf")
 
@@ -127,7 +129,7 @@ def test_wheel_carries_configs_presets_and_data(tmp_path):
 FIT_AND_REPORT_CACHE = (
     "import os\n"
     "import numpy as np\n"
-    "from kmeans_exp.kmeans import KMeans\n"
+    "from kmeans_exp.engine import KMeans\n"
     "model = KMeans(3, seed=0).fit(np.random.default_rng(0).random((300, 8), np.float32), 2)\n"
     "print(model.inertia_, repr(os.environ['TF_XLA_FLAGS']))\n"
 )

@@ -5,6 +5,17 @@ is imported inside the functions that need it, so that ``--help``, config errors
 ``tracking.enabled=false`` never pay for it.
 """
 
+from kmeans_exp.tracking.parent_run import (
+    SWEEP_ENV,
+    SweepContext,
+    close_parent,
+    find_sweep,
+    job_rows,
+    open_parent,
+    record_failed_job,
+    record_reused_job,
+    swept_tags,
+)
 from kmeans_exp.tracking.run import (
     ExperimentRun,
     StepMetrics,
@@ -26,17 +37,6 @@ from kmeans_exp.tracking.store import (
     run_url,
     setup_experiment,
     use_store,
-)
-from kmeans_exp.tracking.sweep import (
-    SWEEP_ENV,
-    SweepContext,
-    close_parent,
-    find_sweep,
-    job_rows,
-    open_parent,
-    record_failed_job,
-    record_reused_job,
-    swept_tags,
 )
 
 __all__ = [

@@ -22,10 +22,10 @@ from typing import Any
 
 import numpy as np
 
+from kmeans_exp.tracking.parent_run import swept_tags
 from kmeans_exp.tracking.store import CONFIG_HASH_TAG, Store, git_commit
-from kmeans_exp.tracking.sweep import swept_tags
 
-PYFUNC_MODEL_FILE = Path(__file__).resolve().parent.parent / "pyfunc_model.py"
+PYFUNC_MODEL_FILE = Path(__file__).resolve().parent / "pyfunc_model.py"
 
 
 class Terminated(KeyboardInterrupt):

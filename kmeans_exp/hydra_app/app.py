@@ -16,15 +16,21 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import CompactHydraException
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from kmeans_exp import summary, tracking
 from kmeans_exp.config import CONFIG_DIR, register_schema, to_experiment_config
-from kmeans_exp.errors import KMeansExpError, TrackingError, UserError
+from kmeans_exp.errors import KMeansExpError, TrackingError
 from kmeans_exp.runner import Launch, run_experiment
 
 log = logging.getLogger(__name__)
+
+
+class UserError(CompactHydraException):
+    """A ``KMeansExpError`` as the command line shows it: the one line, without a traceback."""
+
 
 register_schema()
 

@@ -11,7 +11,6 @@ the count of failed jobs, so it is never left RUNNING.
 from __future__ import annotations
 
 import atexit
-import copy
 import logging
 import os
 import signal
@@ -19,62 +18,15 @@ import sys
 import threading
 from typing import Any
 
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.errors import HydraException
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, open_dict, read_write
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf import DictConfig
 
 from kmeans_exp import options, tracking
-from kmeans_exp.config import first_line, to_experiment_config
-from kmeans_exp.errors import ConfigError, KMeansExpError
+from kmeans_exp.errors import KMeansExpError
+from kmeans_exp.hydra_app.sweep_check import check_jobs, swept_values
 from kmeans_exp.options import OptimizedMetric
 
 log = logging.getLogger(__name__)
-
-
-def swept_values(config: DictConfig) -> dict[str, str]:
-    """What the multirun varies, key -> values.
-
-    From ``hydra.sweeper.params``, then the command line, which wins (as in Hydra's sweeper).
-    """
-    values = {str(k): str(v) for k, v in (config.hydra.sweeper.get("params") or {}).items()}
-    for override in OverridesParser.create().parse_overrides(list(config.hydra.overrides.task)):
-        if override.is_discrete_sweep():
-            values[override.key_or_group] = ",".join(override.sweep_string_iterator())
-        elif override.is_sweep_override():  # an interval: an optimising sweeper's search space
-            values[override.key_or_group] = override.input_line.split("=", 1)[1]
-    return values
-
-
-def check_jobs(config: DictConfig) -> None:
-    """Compose every swept value the way its jobs will, so that a bad one fails the sweep at once.
-
-    Each value of each discrete sweep (``k=10,abc``, ``seed=range(3)``) is composed once with
-    the sweep's fixed overrides and checked like a job's config. Intervals (an optimising
-    sweeper's search space) have no values to try. Checks that need the data (k larger than
-    the training set) still happen in the job, which then fails on its own.
-    """
-    loader = GlobalHydra.instance().config_loader()
-    sweeper_params = [f"{k}={v}" for k, v in (config.hydra.sweeper.get("params") or {}).items()]
-    parsed = OverridesParser.create().parse_overrides(
-        sweeper_params + list(config.hydra.overrides.task)
-    )
-    last = {o.key_or_group: o for o in parsed}  # the command line wins over the preset
-    fixed = [o.input_line for o in last.values() if not o.is_sweep_override()]
-    for override in last.values():
-        if not override.is_discrete_sweep():
-            continue
-        for value in override.sweep_string_iterator():
-            job = [*fixed, f"{override.get_key_element()}={value}"]
-            try:
-                cfg = copy.deepcopy(loader.load_sweep_config(config, job))
-                with read_write(cfg), open_dict(cfg):
-                    del cfg["hydra"]
-                to_experiment_config(cfg)
-            except (HydraException, OmegaConfBaseException) as e:
-                raise ConfigError(first_line(e)) from None
 
 
 class MlflowSweepCallback(Callback):
@@ -125,10 +77,19 @@ class MlflowSweepCallback(Callback):
         )
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        self._close(interrupted=False)
+        # The parent has ended by now, whatever happened; a summary that failed still makes
+        # the command fail (Hydra would only warn about an exception), with one line.
+        try:
+            self._close(interrupted=False)
+        except KMeansExpError as e:
+            sys.stderr.write(f"{e}\n")
+            raise SystemExit(1) from None
 
     def _close_after_failure(self) -> None:
-        self._close(interrupted=True)
+        try:
+            self._close(interrupted=True)
+        except KMeansExpError as e:  # at exit: the exit status is already decided
+            sys.stderr.write(f"{e}\n")
 
     def _close(self, interrupted: bool) -> None:
         if self._context is None or self._closed:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -187,19 +188,29 @@ def job_rows(sweep: SweepContext, client: Any = None) -> list[dict]:
 def close_parent(sweep: SweepContext, interrupted: bool) -> str:
     """Summarise the children on the parent and end it: FINISHED only if every job finished.
 
-    Children still RUNNING (their worker died) are marked FAILED first.
+    Children still RUNNING (their worker died) are marked FAILED first. The parent always
+    ends: if the summary itself fails, it ends FAILED with the error as its ``error`` tag, and
+    a ``TrackingError`` says so in one line.
     """
     import mlflow
 
     client = mlflow.MlflowClient(sweep.tracking_uri)
-    rows = job_rows(sweep, client)
-    orphans = [r for r in rows if r["status"] == "RUNNING"]
-    for row in orphans:
-        client.set_terminated(row["run_id"], "FAILED")
-        row["status"] = "FAILED"
-    statuses = [r["status"] for r in rows]
-    failed, killed = statuses.count("FAILED"), statuses.count("KILLED")
-    _log_summary(client, sweep, rows, failed, killed)
+    try:
+        rows = job_rows(sweep, client)
+        for row in rows:
+            if row["status"] == "RUNNING":
+                client.set_terminated(row["run_id"], "FAILED")
+                row["status"] = "FAILED"
+        statuses = [r["status"] for r in rows]
+        failed, killed = statuses.count("FAILED"), statuses.count("KILLED")
+        _log_summary(client, sweep, rows, failed, killed)
+    except Exception as e:
+        error = f"{type(e).__name__}: {_first_line(e)}"
+        _end_failed(client, sweep.parent_run_id, error)
+        raise TrackingError(
+            f"sweep parent run {sweep.parent_run_id}: its summary failed ({error}); "
+            "the run ended FAILED"
+        ) from e
     if killed:
         status = "KILLED"
     elif failed or interrupted:
@@ -218,57 +229,66 @@ def close_parent(sweep: SweepContext, interrupted: bool) -> str:
     return status
 
 
+def _end_failed(client: Any, run_id: str, error: str) -> None:
+    """End the run FAILED with an ``error`` tag, as far as the store still lets us."""
+    try:
+        client.set_tag(run_id, "error", error[:5000])
+    finally:
+        client.set_terminated(run_id, "FAILED")
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else ""
+
+
 def _log_summary(
     client: Any, sweep: SweepContext, rows: list[dict], failed: int, killed: int
 ) -> None:
+    """The parent's metrics, tables, tags and figures, from ``summary.decide``."""
     import matplotlib.pyplot as plt
 
     from kmeans_exp import plots
 
-    run_id, keys, score = sweep.parent_run_id, sweep.swept_keys, sweep.score
-    client.log_metric(run_id, "jobs", len(rows))
-    client.log_metric(run_id, "failed_jobs", failed)
-    client.log_metric(run_id, "killed_jobs", killed)
+    run_id, keys = sweep.parent_run_id, sweep.swept_keys
+    counts = {"jobs": len(rows), "failed_jobs": failed, "killed_jobs": killed}
     if not rows:
+        client.log_batch(run_id, metrics=_metrics(counts))
         return
+    outcome = summary.decide(rows, keys, sweep.score)
+    client.log_batch(run_id, metrics=_metrics({**counts, **outcome.best_metrics}))
     columns = [*keys, *summary.SUMMARY_METRICS, "status", "run_id", "reused"]
     client.log_table(run_id, {c: [r.get(c) for r in rows] for c in columns}, "sweep_summary.json")
-    figures = []
+    if outcome.groups:
+        groups = outcome.groups
+        table = {c: [g[c] for g in groups] for c in groups[0] if c != "run_ids"}
+        client.log_table(run_id, table, "sweep_groups.json")
+    if outcome.best_group is not None:
+        client.set_tag(run_id, "best_group", summary.group_name(outcome.best_group, keys))
+    if outcome.best_run is not None:
+        client.set_tag(run_id, "best_run_id", outcome.best_run["run_id"])
+        client.set_tag(run_id, "best_params", summary.job_name(outcome.best_run, keys))
+    if outcome.suggested_k is not None:
+        client.set_tag(run_id, "suggested_k", str(outcome.suggested_k))
     plotted = summary.finished(rows)
+    figures = []
     if keys and plotted:
+        metrics = ("val_accuracy", "test_accuracy")
         figures.append(
-            (
-                plots.sweep_summary(plotted, keys[0], keys[1:], ("val_accuracy", "test_accuracy")),
-                "sweep_summary.png",
-            )
+            (plots.sweep_summary(plotted, keys[0], keys[1:], metrics), "sweep_summary.png")
         )
-    best = summary.best_row(rows, score)
-    if summary.SEED_KEY in keys:
-        groups = summary.group_by_seed(rows, keys)
-        if groups:
-            table = {c: [g[c] for g in groups] for c in groups[0] if c != "run_ids"}
-            client.log_table(run_id, table, "sweep_groups.json")
-            x_keys = [k for k in keys if k != summary.SEED_KEY]
-            if x_keys:
-                figures.append((plots.sweep_groups(groups, x_keys[0]), "sweep_groups.png"))
-        top = summary.best_group(groups, score)
-        if top is not None:
-            members = [r for r in rows if r["run_id"] in top["run_ids"]]
-            best = summary.best_row(members, score)
-            client.set_tag(run_id, "best_group", summary.group_name(top, keys))
-            client.log_metric(run_id, "best_val_accuracy_mean", top["val_accuracy_mean"])
-            client.log_metric(run_id, "best_test_accuracy_mean", top["test_accuracy_mean"])
-    if best is not None:
-        for metric in dict.fromkeys((score, "val_accuracy", "test_accuracy")):
-            if best.get(metric) is not None:
-                client.log_metric(run_id, f"best_{metric}", best[metric])
-        client.set_tag(run_id, "best_run_id", best["run_id"])
-        client.set_tag(run_id, "best_params", summary.job_name(best, keys))
-    if "k" in keys and plotted:
-        figures.append((plots.k_selection(plotted, keys), "k_selection.png"))
-        k = summary.suggested_k(rows)
-        if k is not None:
-            client.set_tag(run_id, "suggested_k", str(k))
+        x_keys = [k for k in keys if k != summary.SEED_KEY]
+        if outcome.groups and x_keys:
+            figures.append((plots.sweep_groups(outcome.groups, x_keys[0]), "sweep_groups.png"))
+        if "k" in keys:
+            figures.append((plots.k_selection(plotted, keys), "k_selection.png"))
     for figure, name in figures:
         client.log_figure(run_id, figure, name)
         plt.close(figure)
+
+
+def _metrics(values: dict[str, float]) -> list[Any]:
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    return [Metric(key, float(value), now, 0) for key, value in values.items()]

@@ -1,0 +1,296 @@
+"""The compiled passes over the rows: assignment, the Lloyd and mini-batch updates, row norms.
+
+The compiled functions live at module level and take the model's variables as arguments, so
+every model of the same shape (k, d) and settings shares one trace and one XLA compilation: a
+sweep over seeds compiles once, a sweep over k once per k.
+
+Whole-set passes read the rows in chunks of ``CHUNK_ROWS``: each chunk is converted, assigned
+and accumulated while it sits in cache, so a pass reads the stored rows once (a quarter of the
+bytes for uint8 images) and never holds an (n, d) float32 copy or an (n, k) distance matrix.
+
+``autograph=False``: the loops are explicit ``tf.while_loop``s, and skipping AutoGraph's source
+conversion cuts each function's tracing from ~0.25 s to ~0.03 s.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import NamedTuple
+
+import numpy as np
+
+from kmeans_exp.data import ALIGNMENT
+from kmeans_exp.engine.tf_runtime import tf
+
+CHUNK_ROWS = 2048  # rows per chunk of a whole-set pass: ~6 MB of float32, cache-sized
+TRACED_NAMES = ("train_loop", "assign_rows", "row_norms", "pick_candidate")
+
+
+class _ExpectedRetracing(logging.Filter):
+    """Drops TF's retracing warning for our functions: one trace per shape is by design."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        ours = any(name in message for name in TRACED_NAMES)
+        return not (ours and "triggered tf.function retracing" in message)
+
+
+tf.get_logger().addFilter(_ExpectedRetracing())
+
+
+class Rows(NamedTuple):
+    """Training rows as stored, with the per-row numbers every pass needs.
+
+    ``data`` is (n, d) uint8 or float32; ``inv_norms`` is 1/‖x‖ (cosine only: the L2
+    normalisation, applied chunk by chunk); ``sq_norms`` is ‖x̂‖² of the rows as the engine
+    sees them.
+    """
+
+    data: tf.Tensor
+    inv_norms: tf.Tensor | None
+    sq_norms: tf.Tensor
+
+    def features(self) -> tf.Tensor:
+        """The rows as float32 features x̂: uint8 read as value/255, normalised for cosine."""
+        return features(self.data, self.inv_norms)
+
+    def chunk(self, start: tf.Tensor | int, size: int) -> Rows:
+        """Rows ``start:start+size``, with a static size (so XLA compiles a fixed shape)."""
+        return Rows(*(None if t is None else chunk(t, start, size) for t in self))
+
+    def gather(self, indices: tf.Tensor) -> Rows:
+        """The rows at ``indices``."""
+        return Rows(*(None if t is None else tf.gather(t, indices) for t in self))
+
+
+def rows_of(data: tf.Tensor, cosine: bool) -> Rows:
+    """Stored rows with their norms (one compiled pass): what every training pass reads."""
+    inv_norms, sq_norms = row_norms(data, cosine)
+    return Rows(data, inv_norms if cosine else None, sq_norms)
+
+
+def shared_tensor(x: np.ndarray | tf.Tensor, dtype: tf.DType) -> tf.Tensor:
+    """``x`` as a tensor: a NumPy array of that dtype, C-contiguous, writeable and aligned
+    (``data.ALIGNMENT``, as the loaded data sets are) is shared through DLPack, not copied."""
+    if (
+        isinstance(x, np.ndarray)
+        and x.dtype == dtype.as_numpy_dtype
+        and x.ndim == 2
+        and x.flags.c_contiguous
+        and x.flags.writeable
+        and x.ctypes.data % ALIGNMENT == 0
+    ):
+        return tf.experimental.dlpack.from_dlpack(x.__dlpack__())
+    return tf.convert_to_tensor(x, dtype=dtype)
+
+
+def features(data: tf.Tensor, inv_norms: tf.Tensor | None = None) -> tf.Tensor:
+    """Stored rows as float32 features: uint8 reads as value/255, then the row scaling."""
+    x = tf.cast(data, tf.float32)
+    if data.dtype == tf.uint8:
+        x = x / 255.0
+    if inv_norms is not None:
+        x = x * inv_norms[:, None]
+    return x
+
+
+def norms(x: tf.Tensor, cosine: bool) -> tuple[tf.Tensor, tf.Tensor]:
+    """1/‖x‖ (as ``tf.math.l2_normalize`` computes it) and ‖x̂‖², per row."""
+    sq = tf.reduce_sum(tf.square(x), axis=1)
+    if not cosine:
+        return tf.ones_like(sq), sq
+    inv = tf.math.rsqrt(tf.maximum(sq, 1e-12))
+    return inv, sq * tf.square(inv)
+
+
+def chunk(t: tf.Tensor, start: tf.Tensor | int, size: int) -> tf.Tensor:
+    """Rows ``start:start+size`` of ``t``, with a static size (so XLA compiles a fixed shape)."""
+    rest = t.shape[1:]
+    return tf.slice(t, [start] + [0] * len(rest), [size, *rest])
+
+
+def fold_rows(n: int, body: Callable, carry: tuple) -> tuple:
+    """``carry = body(start, size, carry)`` over consecutive row chunks covering all n rows."""
+    full, rest = divmod(n, CHUNK_ROWS)
+    if full:
+
+        def loop(i, *c):
+            return (i + 1, *body(i * CHUNK_ROWS, CHUNK_ROWS, c))
+
+        carry = tuple(tf.while_loop(lambda i, *_: i < full, loop, (tf.constant(0), *carry))[1:])
+    if rest:
+        carry = tuple(body(full * CHUNK_ROWS, rest, carry))
+    return carry
+
+
+def map_rows(n: int, fn: Callable, out_dtypes: tuple) -> tuple:
+    """Per-row outputs of ``fn(start, size)`` (rows on the last axis), joined over all n rows."""
+    full, rest = divmod(n, CHUNK_ROWS)
+    parts: list[list[tf.Tensor]] = [[] for _ in out_dtypes]
+    if full:
+        arrays = tuple(tf.TensorArray(dtype, size=full) for dtype in out_dtypes)
+
+        def loop(i, *tas):
+            outs = fn(i * CHUNK_ROWS, CHUNK_ROWS)
+            return (i + 1, *(ta.write(i, out) for ta, out in zip(tas, outs, strict=True)))
+
+        arrays = tf.while_loop(lambda i, *_: i < full, loop, (tf.constant(0), *arrays))[1:]
+        for part, ta in zip(parts, arrays, strict=True):
+            stacked = ta.stack()  # (full, ..., chunk)
+            rank = stacked.shape.rank
+            perm = [*range(1, rank - 1), 0, rank - 1]
+            part.append(tf.reshape(tf.transpose(stacked, perm), [*stacked.shape[1:-1], -1]))
+    if rest:
+        for part, out in zip(parts, fn(full * CHUNK_ROWS, rest), strict=True):
+            part.append(out)
+    return tuple(p[0] if len(p) == 1 else tf.concat(p, axis=-1) for p in parts)
+
+
+def nearest_of(
+    x: tf.Tensor, sq_norms: tf.Tensor, centers: tf.Tensor, metric: str
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """Nearest centre and the distance to it, for each row of ``x``.
+
+    The (k, m) product (centres times rows) runs faster than (m, k). Only the part of the
+    distance that varies with the centre goes through the argmin: the largest dot product for
+    cosine (``centers`` already normalised), ``‖c‖² - 2x·c`` for squared Euclidean.
+    """
+    dots = tf.matmul(centers, x, transpose_b=True)
+    if metric == "cosine":
+        return tf.argmax(dots, axis=0, output_type=tf.int32), 1.0 - tf.reduce_max(dots, axis=0)
+    partial = tf.reduce_sum(tf.square(centers), axis=1)[:, None] - 2.0 * dots
+    nearest = tf.reduce_min(partial, axis=0)
+    return tf.argmin(partial, axis=0, output_type=tf.int32), tf.maximum(sq_norms + nearest, 0.0)
+
+
+def distances(x: tf.Tensor, centers: tf.Tensor, metric: str) -> tf.Tensor:
+    """(n, k) distances of float features ``x`` (normalised for cosine) to ``centers``."""
+    dots = tf.matmul(x, centers, transpose_b=True)
+    if metric == "cosine":
+        return 1.0 - dots
+    x_sq = tf.reduce_sum(tf.square(x), axis=1)
+    c_sq = tf.reduce_sum(tf.square(centers), axis=1)
+    return tf.maximum(x_sq[:, None] - 2.0 * dots + c_sq[None, :], 0.0)
+
+
+@tf.function(jit_compile=True, autograph=False)
+def row_norms(data: tf.Tensor, cosine: bool) -> tuple[tf.Tensor, tf.Tensor]:
+    """``norms`` of every stored row, chunk by chunk."""
+    return map_rows(
+        data.shape[0],
+        lambda start, size: norms(features(chunk(data, start, size)), cosine),
+        (tf.float32, tf.float32),
+    )
+
+
+@tf.function(autograph=False, reduce_retracing=True)
+def assign_rows(data: tf.Tensor, centers: tf.Tensor, metric: str) -> tuple[tf.Tensor, tf.Tensor]:
+    """Nearest centre and distance for every stored row (normalised per chunk for cosine).
+
+    Not XLA-compiled: its row count is a run-time value, so one trace serves every split
+    (training, validation, test, a served batch) with no compilation per size.
+    """
+    n = tf.shape(data)[0]
+    chunks = (n + CHUNK_ROWS - 1) // CHUNK_ROWS
+
+    def body(i, labels, dists):
+        start = i * CHUNK_ROWS
+        size = tf.minimum(CHUNK_ROWS, n - start)
+        x = features(tf.slice(data, [start, 0], [size, -1]))
+        inv, sq = norms(x, metric == "cosine")
+        if metric == "cosine":
+            x = x * inv[:, None]
+        idx, dist = nearest_of(x, sq, centers, metric)
+        return i + 1, labels.write(i, idx), dists.write(i, dist)
+
+    parts = (  # element_shape: an empty input concatenates to an empty output
+        tf.TensorArray(tf.int32, size=chunks, infer_shape=False, element_shape=[None]),
+        tf.TensorArray(tf.float32, size=chunks, infer_shape=False, element_shape=[None]),
+    )
+    _, labels, dists = tf.while_loop(lambda i, *_: i < chunks, body, (0, *parts))
+    return labels.concat(), dists.concat()
+
+
+def cluster_sums(
+    rows: Rows, centers: tf.Tensor, metric: str
+) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """Per-centre sums and counts of the rows nearest to it, and the sum of those distances."""
+    k, d = centers.shape
+
+    def body(start, size, carry):
+        sums, hits, total = carry
+        part = rows.chunk(start, size)
+        x = part.features()
+        idx, dist = nearest_of(x, part.sq_norms, centers, metric)
+        sums += tf.math.unsorted_segment_sum(x, idx, k)
+        hits += tf.math.unsorted_segment_sum(tf.ones_like(dist), idx, k)  # exact below 2**24
+        return sums, hits, total + tf.reduce_sum(dist)
+
+    start = (tf.zeros([k, d]), tf.zeros([k]), tf.constant(0.0))
+    return fold_rows(rows.data.shape[0], body, start)
+
+
+@tf.function(jit_compile=True, autograph=False)
+def train_loop(
+    centers: tf.Variable,
+    counts: tf.Variable,
+    step: tf.Variable,
+    rows: Rows,
+    indices: tf.Tensor | None,
+    count: tf.Tensor,
+    metric: str,
+    mini_batch: bool,
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """``count`` updates on all rows, or on rows ``indices[i]`` at step i, in one XLA program."""
+
+    def update(batch: Rows) -> tuple[tf.Tensor, tf.Tensor]:
+        if mini_batch:
+            return mini_batch_update(centers, counts, batch, metric)
+        return full_batch_update(centers, batch, metric)
+
+    if indices is None:  # a whole-set step: one per call, no loop to compile
+        avg, empty = update(rows)
+        step.assign_add(1)
+        return avg[None], empty[None]
+
+    def body(i, averages, empties):
+        avg, empty = update(rows.gather(indices[i]))
+        averages = tf.tensor_scatter_nd_update(averages, [[i]], [avg])
+        empties = tf.tensor_scatter_nd_update(empties, [[i]], [empty])
+        return i + 1, averages, empties
+
+    # An explicit while loop: ``count`` stays a run-time value, so a shorter last chunk reuses
+    # the compiled program instead of compiling another.
+    size = indices.shape[0]
+    start = (tf.constant(0), tf.zeros([size], tf.float32), tf.zeros([size], tf.int32))
+    _, averages, empties = tf.while_loop(lambda i, *_: i < count, body, start)
+    step.assign_add(tf.cast(count, tf.int64))
+    return averages, empties
+
+
+def full_batch_update(centers: tf.Variable, rows: Rows, metric: str) -> tuple[tf.Tensor, tf.Tensor]:
+    """Lloyd: every centre with points becomes their mean; the others stay where they are."""
+    sums, sizes, total = cluster_sums(rows, tf.convert_to_tensor(centers), metric)
+    has_points = sizes > 0
+    means = sums / tf.maximum(sizes, 1.0)[:, None]
+    if metric == "cosine":
+        means = tf.math.l2_normalize(means, axis=1)
+    centers.assign(tf.where(has_points[:, None], means, centers))
+    empty = tf.reduce_sum(tf.cast(tf.logical_not(has_points), tf.int32))
+    return total / rows.data.shape[0], empty
+
+
+def mini_batch_update(
+    centers: tf.Variable, counts: tf.Variable, batch: Rows, metric: str
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """TF's count rule: c_j += (Σd_i - k_j c_j) / (n_j + k_j); n_j += k_j."""
+    current = tf.convert_to_tensor(centers)
+    assign_to = tf.math.l2_normalize(current, axis=1) if metric == "cosine" else current
+    sums, hits, total = cluster_sums(batch, assign_to, metric)
+    new_counts = counts + tf.cast(hits, tf.int64)
+    rate = 1.0 / tf.cast(new_counts, tf.float32)[:, None]
+    centers.assign_add((sums - hits[:, None] * current) * rate)
+    counts.assign(new_counts)
+    empty = tf.reduce_sum(tf.cast(hits == 0, tf.int32))
+    return total / batch.data.shape[0], empty
