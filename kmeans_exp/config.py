@@ -22,7 +22,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from kmeans_exp import options
-from kmeans_exp.errors import ConfigError
+from kmeans_exp.errors import ConfigError, first_line
 from kmeans_exp.options import DataSource, DistanceMetric, Init, OptimizedMetric
 
 __all__ = ["DataSource", "DistanceMetric", "ExperimentConfig", "Init", "OptimizedMetric", "compose"]
@@ -119,7 +119,7 @@ def compose(overrides: list[str] | None = None) -> ExperimentConfig:
         with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
             cfg = hydra_compose("config", overrides=list(overrides or []))
     except (HydraException, OmegaConfBaseException) as e:
-        raise ConfigError(first_line(e)) from None
+        raise ConfigError(first_line(e, causes=True)) from None
     return to_experiment_config(cfg)
 
 
@@ -135,16 +135,7 @@ def with_overrides(exp: ExperimentConfig, overrides: dict[str, Any]) -> Experime
         merged = OmegaConf.merge(OmegaConf.structured(exp), overrides)
         return OmegaConf.to_object(merged)
     except OmegaConfBaseException as e:
-        raise ConfigError(first_line(e)) from None
-
-
-def first_line(error: BaseException) -> str:
-    """One line from Hydra's or OmegaConf's message, with its cause's first line if it has one."""
-    text = str(error).strip()
-    line = text.splitlines()[0] if text else type(error).__name__
-    if error.__cause__ is not None:
-        line += ": " + first_line(error.__cause__)
-    return line
+        raise ConfigError(first_line(e, causes=True)) from None
 
 
 def _reject_unknown_keys(cfg: DictConfig, schema: type, prefix: str = "") -> None:

@@ -15,3 +15,13 @@ class DataError(KMeansExpError):
 
 class TrackingError(KMeansExpError):
     """The MLflow tracking store cannot be reached or written."""
+
+
+def first_line(error: BaseException, causes: bool = False) -> str:
+    """The first line of an error's message (its type's name if empty); with ``causes``, each
+    cause's first line appended (Hydra and OmegaConf put the useful part there)."""
+    text = str(error).strip()
+    line = text.splitlines()[0] if text else type(error).__name__
+    if causes and error.__cause__ is not None:
+        line += ": " + first_line(error.__cause__, causes=True)
+    return line

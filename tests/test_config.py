@@ -128,6 +128,8 @@ def test_compose_refuses_bad_overrides_with_one_line(override, expected):
         # A sweep is checked, every value, before its parent run opens: no run is left behind.
         ("-m k=10,abc", "Error merging override k=abc: Value 'abc' of type 'str' could not be"),
         ("-m experiments=k_sweep k=10,0", "k=0: expected an integer >= 1"),
+        # An optimising sweep has no values to list: its fixed ones are checked all the same.
+        ("-m experiments=k_search steps=0", "steps=0: expected an integer >= 1"),
     ],
 )
 def test_cli_refuses_bad_input_with_a_clear_line_and_creates_nothing(tmp_path, override, expected):

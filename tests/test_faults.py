@@ -74,13 +74,23 @@ def test_sweep_parent_records_a_killed_job(tmp_path):
     assert parent.data.metrics["killed_jobs"] == 1 and parent.data.metrics["jobs"] == 1
 
 
-def test_dead_tracking_server_fails_fast_before_training(tmp_path):
+@pytest.mark.parametrize(
+    "uri, answer",
+    [
+        ("http://127.0.0.1:{port}", "no MLflow server answered"),
+        ("postgresql://nobody@127.0.0.1:{port}/db", "no database server answered"),
+    ],
+    ids=["http", "postgresql"],
+)
+def test_dead_tracking_store_fails_fast_before_training(tmp_path, uri, answer):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    result = run_cli([], tmp_path, env={"MLFLOW_TRACKING_URI": f"http://127.0.0.1:{port}"})
+    uri = uri.format(port=port)
+    result = run_cli([], tmp_path, env={"MLFLOW_TRACKING_URI": uri}, timeout=60)
     assert result.returncode == 1
-    assert f"tracking URI http://127.0.0.1:{port}: no MLflow server answered" in result.stderr
+    (line,) = [line for line in result.stderr.splitlines() if "tracking URI" in line]
+    assert line.startswith(f"tracking URI {uri}: {answer}")
     assert "Traceback" not in result.stderr and "step 1" not in result.stdout
 
 
@@ -169,3 +179,51 @@ def test_an_interrupted_sweep_resumed_with_skip_finished_trains_only_the_missing
         child = client.get_run(by_k[k]["run_id"])
         assert child.data.tags["mlflow.parentRunId"] == resumed.info.run_id
         assert by_k[k]["reused"] is False and child.info.status == "FINISHED"
+
+
+def test_a_silhouette_sweep_without_validation_ends_its_parent_and_reports_the_score(tmp_path):
+    """The command that left its parent RUNNING with exit 0: now the parent ends FINISHED."""
+    args = [
+        "-m",
+        "seed=0,1",
+        "k=5",
+        "steps=2",
+        "data.validation_size=0",
+        "optimized_metric=silhouette",
+        "tracking.log_model=false",
+    ]
+    result = run_cli(args, tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "raised" not in result.stderr  # no callback warning from Hydra
+    client = client_for(tmp_path)
+    runs = client.search_runs([client.get_experiment_by_name("kmeans_exp").experiment_id])
+    (parent,) = [r for r in runs if r.data.tags.get("kmeans_exp.sweep") == "parent"]
+    assert parent.info.status == "FINISHED"
+    children = [r for r in runs if r is not parent]
+    silhouettes = [r.data.metrics["silhouette"] for r in children]
+    assert len(children) == 2 and all(0.0 < s < 1.0 for s in silhouettes)
+    assert parent.data.metrics["best_silhouette_mean"] == pytest.approx(sum(silhouettes) / 2)
+    assert "best_val_accuracy_mean" not in parent.data.metrics
+
+
+def test_runs_left_running_by_kill_9_are_marked_killed_by_the_next_run(tmp_path):
+    proc = start_cli(["steps=400", "tracking.log_model=false"], tmp_path)
+    wait_for_line(proc, "step 40/400")
+    proc.kill()  # SIGKILL: nothing in the process can close its run
+    proc.communicate(timeout=60)
+    client = client_for(tmp_path)
+    experiment_id = client.get_experiment_by_name("kmeans_exp").experiment_id
+    (orphan,) = client.search_runs([experiment_id])
+    assert orphan.info.status == "RUNNING"
+    assert orphan.data.tags["kmeans_exp.pid"] == str(proc.pid)
+
+    result = run_cli(["k=5", "steps=2", "tracking.log_model=false"], tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"marked 1 run(s) KILLED whose process on {socket.gethostname()} is gone" in (
+        result.stdout + result.stderr
+    )
+    orphan = client.get_run(orphan.info.run_id)
+    assert orphan.info.status == "KILLED"
+    assert f"process {proc.pid} on" in orphan.data.tags["kmeans_exp.killed_reason"]
+    statuses = sorted(r.info.status for r in client.search_runs([experiment_id]))
+    assert statuses == ["FINISHED", "KILLED"]

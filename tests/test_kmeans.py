@@ -262,6 +262,27 @@ def test_save_restore_round_trip(sample, tmp_path):
     assert (restored.batch_size, restored.seed, restored.distance_metric) == (128, 5, "cosine")
 
 
+@pytest.mark.parametrize("mini_batch", [True, False], ids=["mini-batch", "full-batch"])
+def test_restored_model_trains_further_as_if_never_stopped(sample, tmp_path, mini_batch):
+    """fit(a), save, restore, fit(b, resume=True) gives fit(a + b): the same centres, counts and
+    (mini-batch) the same batches, since the step number carries on."""
+    x, init = sample
+    settings = {"use_mini_batch": mini_batch, "batch_size": 128, "seed": 5}
+    whole = KMeans(K, **settings).fit(x, 12, init)
+    first = KMeans(K, **settings).fit(x, 5, init)
+    restored = KMeans.restore(first.save(tmp_path / "half.npz"))
+    restored.fit(x, 7, resume=True)
+    np.testing.assert_array_equal(restored.cluster_centers_, whole.cluster_centers_)
+    np.testing.assert_array_equal(restored.cluster_counts_, whole.cluster_counts_)
+    assert [s.step for s in restored.history_] == list(range(6, 13))
+    assert [s.avg_distance for s in restored.history_] == [
+        s.avg_distance for s in whole.history_[5:]
+    ]
+    assert restored.steps_done_ == 12 and restored.inertia_ == whole.inertia_
+    with pytest.raises(RuntimeError, match="no centres yet"):
+        KMeans(K).fit(x, 2, resume=True)
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [

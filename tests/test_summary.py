@@ -55,3 +55,29 @@ def test_report_groups_without_the_score_still_name_a_run():
     (group,) = report.group_table(rows, ["k", "seed"], "val_accuracy")
     assert group["run_id"] == "5-0" and group["best"] is False and group["n"] == 2
     assert group["status"] == "2/2 FINISHED"
+
+
+def test_decide_chooses_by_the_sweeps_score_and_reports_it():
+    rows = [{**row("10", s, 0.5, sil), "val_accuracy": None} for s, sil in (("0", 0.2), ("1", 0.3))]
+    rows += [
+        {**row("20", s, 0.9, sil), "val_accuracy": None} for s, sil in (("0", 0.1), ("1", 0.1))
+    ]
+    outcome = summary.decide(rows, ["k", "seed"], "silhouette")
+    assert summary.group_name(outcome.best_group, ["k", "seed"]) == "k=10"
+    assert outcome.best_run["run_id"] == "10-1" and outcome.suggested_k == 10
+    assert outcome.best_metrics == pytest.approx(
+        {
+            "best_silhouette_mean": 0.25,
+            "best_test_accuracy_mean": 1.0,
+            "best_silhouette": 0.3,
+            "best_test_accuracy": 1.0,
+        }
+    )
+
+
+def test_decide_without_seeds_or_k_picks_the_best_run_only():
+    rows = [{**row("10", "0", v, 0.1), "distance_metric": m} for v, m in ((0.4, "a"), (0.6, "b"))]
+    outcome = summary.decide(rows, ["distance_metric"], "val_accuracy")
+    assert outcome.groups == [] and outcome.best_group is None and outcome.suggested_k is None
+    assert outcome.best_run["distance_metric"] == "b"
+    assert outcome.best_metrics["best_val_accuracy"] == 0.6

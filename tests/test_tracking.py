@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import subprocess
 import time
 
 import mlflow
@@ -114,3 +115,87 @@ def test_dataset_digest_is_mlflows_without_copying_the_data(mnist):
     for x, y in ((mnist.x_train, mnist.y_train), (mnist.x_test[:7], mnist.y_test[:7])):
         assert numpy_digest(x, y) == compute_numpy_digest(x, y)
     assert numpy_digest(mnist.x_test, mnist.y_test) != numpy_digest(mnist.x_val, mnist.y_val)
+
+
+def test_dead_database_store_fails_fast_with_one_line_naming_it():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    uri = f"postgresql://nobody:secret@127.0.0.1:{port}/db"
+    start = time.monotonic()
+    with pytest.raises(TrackingError) as error:
+        tracking.open_store(uri, "kmeans_exp")
+    message = str(error.value)
+    assert f"no database server answered at 127.0.0.1:{port}" in message
+    assert f"postgresql://nobody:***@127.0.0.1:{port}/db" in message  # the password is not shown
+    assert "secret" not in message and "\n" not in message
+    assert time.monotonic() - start < 60  # MLflow alone retries for ~107 s
+
+
+def test_a_summary_that_fails_still_ends_the_parent_failed_with_the_error(store, monkeypatch):
+    uri, experiment_id = store
+    sweep = tracking.open_parent(
+        tracking.Store(uri, experiment_id), "sweep", {}, {"k": "5,6"}, "val_accuracy"
+    )
+
+    def broken(*args):
+        raise RuntimeError("no figure today")
+
+    monkeypatch.setattr(tracking.parent_run, "_log_summary", broken)
+    with pytest.raises(TrackingError, match="its summary failed .RuntimeError: no figure today"):
+        tracking.close_parent(sweep, interrupted=False)
+    parent = mlflow.MlflowClient(uri).get_run(sweep.parent_run_id)
+    assert parent.info.status == "FAILED"
+    assert parent.data.tags["error"] == "RuntimeError: no figure today"
+
+
+def test_a_summary_without_validation_scores_reports_the_score_that_chose(store):
+    """The fault of a silhouette sweep with no validation split: the parent stayed RUNNING."""
+    uri, experiment_id = store
+    client = mlflow.MlflowClient(uri)
+    sweep = tracking.open_parent(
+        tracking.Store(uri, experiment_id), "sweep", {}, {"seed": "0,1"}, "silhouette"
+    )
+    for seed, silhouette in (("0", 0.10), ("1", 0.14)):
+        tags = {"mlflow.parentRunId": sweep.parent_run_id, "kmeans_exp.swept.seed": seed}
+        run = client.create_run(experiment_id, tags=tags)
+        client.log_metric(run.info.run_id, "silhouette", silhouette)
+        client.log_metric(run.info.run_id, "test_accuracy", 0.5)
+        client.set_terminated(run.info.run_id, "FINISHED")
+    assert tracking.close_parent(sweep, interrupted=False) == "FINISHED"
+    parent = client.get_run(sweep.parent_run_id)
+    assert parent.data.metrics["best_silhouette_mean"] == pytest.approx(0.12)
+    assert parent.data.metrics["best_test_accuracy_mean"] == pytest.approx(0.5)
+    assert parent.data.metrics["best_silhouette"] == pytest.approx(0.14)
+    assert "best_val_accuracy_mean" not in parent.data.metrics
+    assert parent.data.tags["best_group"] == "all"
+
+
+def test_runs_of_dead_processes_on_this_host_end_killed_and_no_others(store):
+    uri, experiment_id = store
+    client = mlflow.MlflowClient(uri)
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    host = socket.gethostname()
+    mine = tracking.liveness.process_tags()
+    runs = {
+        "dead": {"kmeans_exp.host": host, "kmeans_exp.pid": str(gone.pid)},
+        "reused pid": {**mine, "kmeans_exp.process_start": "1"},  # this pid, another start
+        "alive": mine,
+        "other host": {"kmeans_exp.host": "elsewhere", "kmeans_exp.pid": str(gone.pid)},
+        "untagged": {},
+    }
+    ids = {
+        name: client.create_run(experiment_id, tags=tags).info.run_id for name, tags in runs.items()
+    }
+    tracking.setup_experiment(uri, "unit")  # what a new run or sweep does first
+    status = {name: client.get_run(run_id).info.status for name, run_id in ids.items()}
+    assert status == {
+        "dead": "KILLED",
+        "reused pid": "KILLED",
+        "alive": "RUNNING",
+        "other host": "RUNNING",
+        "untagged": "RUNNING",
+    }
+    reason = client.get_run(ids["dead"]).data.tags["kmeans_exp.killed_reason"]
+    assert reason.startswith(f"process {gone.pid} on {host} ended without closing this run")

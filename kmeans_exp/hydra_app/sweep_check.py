@@ -16,8 +16,8 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig, open_dict, read_write
 from omegaconf.errors import OmegaConfBaseException
 
-from kmeans_exp.config import first_line, to_experiment_config
-from kmeans_exp.errors import ConfigError
+from kmeans_exp.config import to_experiment_config
+from kmeans_exp.errors import ConfigError, first_line
 
 
 def swept_values(config: DictConfig) -> dict[str, str]:
@@ -75,4 +75,4 @@ def check_jobs(config: DictConfig) -> None:
                 del cfg["hydra"]
             to_experiment_config(cfg)
         except (HydraException, OmegaConfBaseException) as e:
-            raise ConfigError(first_line(e)) from None
+            raise ConfigError(first_line(e, causes=True)) from None

@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from kmeans_exp import summary
-from kmeans_exp.errors import TrackingError
-from kmeans_exp.tracking.store import Store, check_store
+from kmeans_exp.errors import TrackingError, first_line
+from kmeans_exp.tracking.liveness import process_tags
+from kmeans_exp.tracking.store import Store, check_store, redacted
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,7 @@ def open_parent(
         PARENT_TAG: "parent",
         SWEPT_KEYS_TAG: json.dumps(list(sweep_params)),
         SCORE_TAG: score,
+        **process_tags(),
     }
     parent = client.create_run(store.experiment_id, run_name=run_name, tags=parent_tags)
     for key, values in sweep_params.items():
@@ -119,7 +121,7 @@ def find_sweep(uri: str, parent_run_id: str | None, experiment_name: str) -> Swe
                 )
             parent = parents[0]
     except MlflowException as e:
-        raise TrackingError(f"{uri}: {str(e).strip().splitlines()[0]}") from None
+        raise TrackingError(f"{redacted(uri)}: {first_line(e)}") from None
     if parent.data.tags.get(PARENT_TAG) != "parent":
         raise TrackingError(f"run {parent.info.run_id} is not the parent run of a sweep")
     if SWEPT_KEYS_TAG in parent.data.tags:
@@ -205,7 +207,7 @@ def close_parent(sweep: SweepContext, interrupted: bool) -> str:
         failed, killed = statuses.count("FAILED"), statuses.count("KILLED")
         _log_summary(client, sweep, rows, failed, killed)
     except Exception as e:
-        error = f"{type(e).__name__}: {_first_line(e)}"
+        error = f"{type(e).__name__}: {first_line(e)}"
         _end_failed(client, sweep.parent_run_id, error)
         raise TrackingError(
             f"sweep parent run {sweep.parent_run_id}: its summary failed ({error}); "
@@ -235,11 +237,6 @@ def _end_failed(client: Any, run_id: str, error: str) -> None:
         client.set_tag(run_id, "error", error[:5000])
     finally:
         client.set_terminated(run_id, "FAILED")
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else ""
 
 
 def _log_summary(

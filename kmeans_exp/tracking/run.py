@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from kmeans_exp.tracking.liveness import process_tags
 from kmeans_exp.tracking.parent_run import swept_tags
 from kmeans_exp.tracking.store import CONFIG_HASH_TAG, Store, git_commit
 
@@ -261,8 +262,9 @@ def numpy_digest(features: np.ndarray, targets: np.ndarray) -> str:
 
 
 def run_tags(config_hash: str, swept: dict[str, str], overrides: tuple[str, ...] | None):
-    """A run's tags: its config hash, swept values, Hydra overrides (CLI runs), git commit."""
-    tags = {CONFIG_HASH_TAG: config_hash, **swept_tags(swept)}
+    """A run's tags: config hash, swept values, host and process, Hydra overrides (CLI runs),
+    git commit."""
+    tags = {CONFIG_HASH_TAG: config_hash, **swept_tags(swept), **process_tags()}
     if overrides is not None:
         tags["hydra.overrides"] = " ".join(overrides) or "(none)"
     commit = git_commit(Path(__file__).resolve().parent)

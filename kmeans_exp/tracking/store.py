@@ -9,6 +9,7 @@ training.
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import urllib.error
 import urllib.request
@@ -16,10 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
-from kmeans_exp.errors import TrackingError
+from kmeans_exp.errors import TrackingError, first_line
+from kmeans_exp.tracking.liveness import end_dead_runs
 
 DEFAULT_URI = "sqlite:///mlflow.db"  # MLflow 3's own default store
 CONNECT_TIMEOUT_S = 10.0
+# Database stores MLflow reaches through SQLAlchemy (``postgresql+psycopg://`` included), with
+# their servers' default ports. MLflow retries a refused connection for about 107 s.
+DATABASE_PORTS = {"postgresql": 5432, "mysql": 3306, "mssql": 1433}
 
 
 @dataclass(frozen=True)
@@ -38,10 +43,32 @@ def resolve_uri(configured: str | None) -> str:
     return uri
 
 
+def redacted(uri: str) -> str:
+    """``uri`` without its password, fit for messages and logs."""
+    parts = urlparse(uri)
+    if parts.password is None:
+        return uri
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()
+
+
 def check_store(uri: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
     """Fail fast, with one line, when the store cannot be reached or written."""
-    scheme = urlparse(uri).scheme
-    if scheme in ("http", "https"):
+    parts = urlparse(uri)
+    scheme = parts.scheme
+    dialect = scheme.split("+", 1)[0]
+    if dialect in DATABASE_PORTS:
+        host, port = parts.hostname or "localhost", parts.port or DATABASE_PORTS[dialect]
+        try:
+            socket.create_connection((host, port), timeout=timeout_s).close()
+        except OSError as e:
+            raise TrackingError(
+                f"tracking URI {redacted(uri)}: no database server answered at {host}:{port} "
+                f"within {timeout_s:.0f} s ({e.strerror or e}); start it or set tracking.uri / "
+                "MLFLOW_TRACKING_URI"
+            ) from None
+        _check_login(uri, dialect, timeout_s)
+    elif scheme in ("http", "https"):
         try:
             with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout_s) as resp:
                 resp.read()
@@ -62,6 +89,26 @@ def check_store(uri: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
             )
 
 
+def _check_login(uri: str, dialect: str, timeout_s: float) -> None:
+    """One connection as MLflow will make it: a wrong user, password or database fails here
+    at once, where MLflow would retry it for about 107 s."""
+    import sqlalchemy
+
+    connect_args = {"connect_timeout": int(timeout_s)} if dialect in ("postgresql", "mysql") else {}
+    try:
+        engine = sqlalchemy.create_engine(uri, connect_args=connect_args)
+    except Exception as e:  # an unknown driver, a malformed URI
+        raise TrackingError(f"tracking URI {redacted(uri)}: {first_line(e)}") from None
+    try:
+        engine.connect().close()
+    except Exception as e:
+        raise TrackingError(
+            f"tracking URI {redacted(uri)}: the database refused the connection ({first_line(e)})"
+        ) from None
+    finally:
+        engine.dispose()
+
+
 def use_store(uri: str) -> None:
     """Check the store, then point MLflow's fluent API at it."""
     import mlflow
@@ -77,7 +124,10 @@ def open_store(configured_uri: str | None, experiment_name: str) -> Store:
 
 
 def setup_experiment(uri: str, experiment_name: str) -> str:
-    """Point MLflow at ``uri`` (creating its schema once) and return the experiment's id."""
+    """Point MLflow at ``uri`` (creating its schema once) and return the experiment's id.
+
+    Runs of this experiment left RUNNING by a dead process of this host are ended KILLED.
+    """
     import mlflow
     from mlflow.exceptions import MlflowException
 
@@ -92,10 +142,10 @@ def setup_experiment(uri: str, experiment_name: str) -> str:
                 f"tracking.experiment_name={experiment_name}: the experiment is deleted; "
                 "restore it in MLflow or choose another name"
             )
+        end_dead_runs(client, experiment.experiment_id)
         return experiment.experiment_id
     except MlflowException as e:
-        first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise TrackingError(f"tracking URI {uri}: {first_line}") from None
+        raise TrackingError(f"tracking URI {redacted(uri)}: {first_line(e)}") from None
 
 
 CONFIG_HASH_TAG = "kmeans_exp.config_hash"
