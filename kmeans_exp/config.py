@@ -44,12 +44,7 @@ class DataConfig:
 
     def __post_init__(self) -> None:
         options.at_least("data.validation_size", self.validation_size, 0)
-        if self.source is DataSource.bundled and self.path is not None:
-            raise ConfigError("data.path: must be null with data.source=bundled")
-        if self.source is not DataSource.bundled and not self.path:
-            raise ConfigError(f"data.path: required with data.source={self.source.value}")
-        if self.source is DataSource.download and not self.url:
-            raise ConfigError("data.url: required with data.source=download")
+        options.data_source(self.source, self.path, self.url)
         if not self.dataset:
             raise ConfigError("data.dataset: expected a non-empty name")
 

@@ -350,32 +350,21 @@ def load_raw(
     source: str | DataSource, path: str | None, dataset: str, url: str | None = None
 ) -> RawDataset:
     """Read and check the data set named by the ``data`` config group."""
-    source = options.choice("data.source", source, DataSource)
+    source = options.data_source(source, path, url)
     if source is DataSource.bundled:
-        if path is not None:
-            raise DataError("data.path: must be null for data.source=bundled")
-        raw = read_npz(bundled_path(), name=dataset, source="bundled")
         if dataset != "mnist":
             raise DataError(f"data.dataset={dataset}: the bundled data is 'mnist'")
+        raw = read_npz(bundled_path(), name=dataset, source="bundled")
     elif source is DataSource.idx:
-        raw = read_idx_dir(_required_path(source, path), name=dataset)
+        raw = read_idx_dir(Path(path).expanduser(), name=dataset)
     elif source is DataSource.npz:
-        raw = read_npz(_required_path(source, path), name=dataset)
+        raw = read_npz(Path(path).expanduser(), name=dataset)
     else:
-        if not url:
-            raise DataError("data.url: required for data.source=download")
-        target = download(url, _required_path(source, path))
-        raw = read_npz(target, name=dataset, source="download")
+        raw = read_npz(download(url, Path(path).expanduser()), name=dataset, source="download")
     check_format(raw)
     if dataset == "mnist":
         check_mnist(raw)
     return raw
-
-
-def _required_path(source: DataSource, path: str | None) -> Path:
-    if not path:
-        raise DataError(f"data.path: required for data.source={source.value}")
-    return Path(path).expanduser()
 
 
 def split(raw: RawDataset, validation_size: int) -> Splits:

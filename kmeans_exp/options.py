@@ -90,3 +90,15 @@ def fits_rows(k: int, batch: int | None, n_rows: int) -> None:
             f"batch_size={batch}: larger than the {n_rows} training rows "
             "(use null for the whole training set)"
         )
+
+
+def data_source(source: str | DataSource, path: str | None, url: str | None) -> DataSource:
+    """The source, checked with the path and URL it needs (one home for these rules)."""
+    source = choice("data.source", source, DataSource)
+    if source is DataSource.bundled and path is not None:
+        raise ConfigError("data.path: must be null with data.source=bundled")
+    if source is not DataSource.bundled and not path:
+        raise ConfigError(f"data.path: required with data.source={source.value}")
+    if source is DataSource.download and not url:
+        raise ConfigError("data.url: required with data.source=download")
+    return source

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+ROOT = Path(__file__).resolve().parent.parent  # the repository
 _HOME = tempfile.mkdtemp(prefix="kmeans_exp_home_")
 os.environ["HOME"] = _HOME
 os.environ["KERAS_HOME"] = os.path.join(_HOME, ".keras")
@@ -55,15 +56,28 @@ def run_cli(
 
     ``MLFLOW_TRACKING_URI`` reaches the command only when ``env`` sets it.
     """
-    environment = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     return subprocess.run(
         [sys.executable, "-m", module, *args],
         cwd=cwd,
         capture_output=True,
         text=True,
         timeout=timeout,
-        env={**environment, **(env or {})},
+        env=user_env(env),
     )
+
+
+def user_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """This environment as a user's shell has it: no ``MLFLOW_TRACKING_URI`` unless ``extra``
+    sets it, so a command falls back on MLflow's default store in its working directory."""
+    environment = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    return {**environment, **(extra or {})}
+
+
+def sweep_runs(runs: list) -> tuple:
+    """The one parent run of a sweep among ``runs``, and its children (runs naming it)."""
+    (parent,) = [r for r in runs if r.data.tags.get("kmeans_exp.sweep") == "parent"]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    return parent, children
 
 
 def client_for(cwd: Path):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import re
 import subprocess
 import sys
@@ -12,11 +11,10 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pytest
+from conftest import ROOT, user_env
 
 import kmeans_exp
 from kmeans_exp.errors import ConfigError
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture()
@@ -108,9 +106,8 @@ def test_readme_python_example_runs_as_written(tmp_path):
     readme = (ROOT / "README.md").read_text()
     section = readme.split("### From Python / a notebook", 1)[1].split("\n### ", 1)[0]
     (code,) = re.findall(r"```python\n(.+?)```", section, re.S)
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     done = subprocess.run(
-        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True
+        [sys.executable, "-c", code], cwd=tmp_path, env=user_env(), capture_output=True, text=True
     )
     assert done.returncode == 0, done.stderr[-3000:]
     accuracy, nmi, run_id = done.stdout.splitlines()[0].split()

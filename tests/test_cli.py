@@ -9,12 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import reference
-from conftest import client_for, run_cli
+from conftest import ROOT, client_for, run_cli, sweep_runs
 
 from kmeans_exp import data
 
 pytestmark = pytest.mark.slow
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def artifact_json(client, run_id: str, path: str) -> dict:
@@ -94,13 +93,10 @@ def test_single_run_logs_everything_and_its_model_reproduces_it(tmp_path, mnist)
 
 
 def check_sweep(client, names: list[str], key: str) -> dict:
-    runs = runs_by_name(client)
-    parents = [r for r in runs.values() if "mlflow.parentRunId" not in r.data.tags]
-    assert len(parents) == 1
-    parent = parents[0]
-    children = {n: r for n, r in runs.items() if r.data.tags.get("mlflow.parentRunId")}
+    parent, found = sweep_runs(client.search_runs([only_experiment(client)]))
+    assert len(found) == len(client.search_runs([only_experiment(client)])) - 1  # no stray run
+    children = {r.info.run_name: r for r in found}
     assert sorted(children) == sorted(names)
-    assert all(r.data.tags["mlflow.parentRunId"] == parent.info.run_id for r in children.values())
     assert all(r.info.status == "FINISHED" for r in children.values())
     assert parent.info.status == "FINISHED"
     assert parent.data.metrics["jobs"] == len(names) and parent.data.metrics["failed_jobs"] == 0
@@ -176,9 +172,7 @@ def test_k_selection_preset_shortened_groups_seeds_and_suggests_a_k(tmp_path):
     result = run_cli(args, tmp_path)
     assert result.returncode == 0, result.stderr
     client = client_for(tmp_path)
-    runs = runs_by_name(client)
-    parent = next(r for n, r in runs.items() if n.startswith("sweep"))
-    children = [r for r in runs.values() if r.data.tags.get("mlflow.parentRunId")]
+    parent, children = sweep_runs(client.search_runs([only_experiment(client)]))
     assert len(children) == 4 and all(r.info.status == "FINISHED" for r in children)
     for child in children:  # the swept values travel as tags, not in the run name
         assert child.data.tags["kmeans_exp.swept.k"] == child.data.params["k"]
@@ -214,9 +208,7 @@ def test_k_search_preset_shortened_tags_the_best_trial_by_the_optimized_metric(t
     result = run_cli([*args, "steps=2", "optimized_metric=val_nmi"], tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     client = client_for(tmp_path)
-    runs = client.search_runs([only_experiment(client)])
-    (parent,) = [r for r in runs if r.data.tags.get("kmeans_exp.sweep") == "parent"]
-    trials = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    parent, trials = sweep_runs(client.search_runs([only_experiment(client)]))
     assert len(trials) == 3 and all(r.info.status == "FINISHED" for r in trials)
     assert all(5 <= int(r.data.params["k"]) <= 12 for r in trials)
     best = max(trials, key=lambda r: r.data.metrics["val_nmi"])

@@ -156,7 +156,7 @@ def test_empty_directory_and_missing_path(tmp_path):
         data.load_raw("idx", str(tmp_path), "mnist")
     with pytest.raises(DataError, match="not a directory"):
         data.load_raw("idx", str(tmp_path / "nope"), "mnist")
-    with pytest.raises(DataError, match="data.path: required for data.source=npz"):
+    with pytest.raises(ConfigError, match="data.path: required with data.source=npz"):
         data.load_raw("npz", None, "mnist")
     with pytest.raises(ConfigError, match="data.source=s3: expected one of bundled, idx"):
         data.load_raw("s3", None, "mnist")

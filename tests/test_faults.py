@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -12,17 +11,16 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import client_for, run_cli
+from conftest import client_for, run_cli, sweep_runs, user_env
 
 pytestmark = pytest.mark.slow
 
 
 def start_cli(args: list[str], cwd: Path) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     return subprocess.Popen(
         [sys.executable, "-m", "kmeans_exp", *args],
         cwd=cwd,
-        env=env,
+        env=user_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -197,9 +195,8 @@ def test_a_silhouette_sweep_without_validation_ends_its_parent_and_reports_the_s
     assert "raised" not in result.stderr  # no callback warning from Hydra
     client = client_for(tmp_path)
     runs = client.search_runs([client.get_experiment_by_name("kmeans_exp").experiment_id])
-    (parent,) = [r for r in runs if r.data.tags.get("kmeans_exp.sweep") == "parent"]
+    parent, children = sweep_runs(runs)
     assert parent.info.status == "FINISHED"
-    children = [r for r in runs if r is not parent]
     silhouettes = [r.data.metrics["silhouette"] for r in children]
     assert len(children) == 2 and all(0.0 < s < 1.0 for s in silhouettes)
     assert parent.data.metrics["best_silhouette_mean"] == pytest.approx(sum(silhouettes) / 2)

@@ -10,7 +10,7 @@ import urllib.request
 import mlflow
 import numpy as np
 import pytest
-from conftest import client_for, run_cli
+from conftest import client_for, run_cli, sweep_runs
 from servers import PG_BIN, free_port, mlflow_process, postgres_database, tracking_server
 
 from kmeans_exp import data
@@ -33,17 +33,14 @@ SWEEP = [
 def check_twenty_children(client) -> None:
     experiment = client.get_experiment_by_name("kmeans_exp")
     runs = client.search_runs([experiment.experiment_id], max_results=1000)
-    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
-    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
-    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
-    assert len(children) == JOBS
+    parent, children = sweep_runs(runs)
+    assert parent.info.status == "FINISHED" and len(children) == JOBS == len(runs) - 1
     assert sorted(r.info.run_name for r in children) == sorted(f"seed={i}" for i in range(JOBS))
     assert all(r.info.status == "FINISHED" for r in children)
-    assert all(r.data.tags["mlflow.parentRunId"] == parents[0].info.run_id for r in children)
     for child in children:
         steps = [m.step for m in client.get_metric_history(child.info.run_id, "avg_distance")]
         assert steps == list(range(1, STEPS + 1))  # complete, no duplicates
-    assert parents[0].data.metrics["jobs"] == JOBS
+    assert parent.data.metrics["jobs"] == JOBS
 
 
 def test_twenty_parallel_jobs_on_a_fresh_sqlite_store(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -10,8 +11,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parent.parent
+from conftest import ROOT
 
 
 def quickstart_commands() -> list[str]:
@@ -64,6 +64,25 @@ def test_import_and_help_do_not_import_tensorflow_or_mlflow(tmp_path):
     assert help_run.returncode == 0, help_run.stderr
     presets = "experiments: k_search, k_selection, k_sweep, metric_comparison, paper_baseline,"
     assert presets in help_run.stdout
+
+
+LAYERS = [
+    # (what is imported, what must not be loaded by it)
+    ("kmeans_exp", ("tensorflow", "mlflow", "hydra")),
+    ("kmeans_exp.engine", ("hydra", "mlflow")),
+    ("kmeans_exp.tracking, kmeans_exp.tracking.pyfunc_model", ("tensorflow",)),
+    ("kmeans_exp.evaluate, kmeans_exp.summary, kmeans_exp.data", ("tensorflow", "mlflow")),
+    ("kmeans_exp.config, kmeans_exp.hydra_app.app", ("tensorflow", "mlflow")),
+]
+
+
+@pytest.mark.parametrize("modules, absent", LAYERS, ids=[m for m, _ in LAYERS])
+def test_each_layer_loads_only_what_it_needs(modules, absent):
+    code = f"import json, sys, {modules}; print(json.dumps([m.split('.')[0] for m in sys.modules]))"
+    result = run_python(code)
+    assert result.returncode == 0, result.stderr
+    loaded = set(json.loads(result.stdout))
+    assert not loaded & set(absent), f"{modules} loaded {sorted(loaded & set(absent))}"
 
 
 def test_tensorflow_start_up_noise_does_not_reach_the_console():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import mlflow
 import pytest
-from conftest import run_cli
+from conftest import run_cli, sweep_runs
 from servers import ray_head, tracking_server
 
 pytestmark = pytest.mark.slow
@@ -13,9 +13,8 @@ pytestmark = pytest.mark.slow
 def check_children(url: str, names: list[str]) -> None:
     client = mlflow.MlflowClient(url)
     runs = client.search_runs([client.get_experiment_by_name("kmeans_exp").experiment_id])
-    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
-    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
-    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    parent, children = sweep_runs(runs)
+    assert len(children) == len(runs) - 1 and parent.info.status == "FINISHED"
     assert sorted(r.info.run_name for r in children) == sorted(names)
     assert all(r.info.status == "FINISHED" for r in children)
     assert all(0.3 < r.data.metrics["test_accuracy"] < 0.9 for r in children)
