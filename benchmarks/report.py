@@ -1,4 +1,4 @@
-"""The benchmark's report as Markdown (the README's table) and JSON."""
+"""The benchmark's report as Markdown (docs/performance.md quotes it) and JSON."""
 
 from __future__ import annotations
 

@@ -104,7 +104,7 @@ def test_compose_takes_presets_and_command_line_overrides():
 @pytest.mark.slow
 def test_readme_python_example_runs_as_written(tmp_path):
     readme = (ROOT / "README.md").read_text()
-    section = readme.split("### From Python / a notebook", 1)[1].split("\n### ", 1)[0]
+    section = readme.split("## From Python / a notebook", 1)[1].split("\n## ", 1)[0]
     (code,) = re.findall(r"```python\n(.+?)```", section, re.S)
     done = subprocess.run(
         [sys.executable, "-c", code], cwd=tmp_path, env=user_env(), capture_output=True, text=True

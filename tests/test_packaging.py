@@ -27,11 +27,22 @@ def test_readme_quickstart_has_two_commands_and_ci_runs_the_test_one():
     assert install_and_test in (ROOT / ".ci" / "run").read_text()
 
 
-def test_readme_performance_tables_are_the_committed_benchmark_results():
-    """The README quotes ``benchmarks/results/latest.md`` whole: one run, machine and date."""
+def test_performance_page_quotes_the_committed_benchmark_results():
+    """docs/performance.md quotes ``benchmarks/results/latest.md`` whole: one run, machine and
+    date; the README links to it and quotes no number of its own."""
     results = (ROOT / "benchmarks" / "results" / "latest.md").read_text()
     assert results.startswith("Measured ") and "| target | measured | bound |" in results
-    assert results in (ROOT / "README.md").read_text()
+    assert results in (ROOT / "docs" / "performance.md").read_text()
+    assert "docs/performance.md" in (ROOT / "README.md").read_text()
+
+
+def test_readme_is_a_front_door_and_its_links_resolve():
+    readme = (ROOT / "README.md").read_text()
+    assert len(readme.splitlines()) <= 200
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    for page in pages:
+        for target in re.findall(r"\]\(([^)#]+?\.(?:md|png))(?:#[^)]*)?\)", page.read_text()):
+            assert (page.parent / target).is_file(), f"{page.name} links to missing {target}"
 
 
 def run_python(code: str, env: dict[str, str] | None = None, cwd: Path = ROOT):

@@ -1,8 +1,8 @@
 """The MLflow UI as users use it: a sweep over k, compared in headless Chromium.
 
 Needs Debian's ``chromium`` and Playwright's Python package (``pip install -e '.[ui]'``);
-``.ci/run`` installs both. Screenshots go to ``$KMEANS_EXP_SCREENSHOTS`` (the README's come from
-there) or the test's temporary directory.
+``.ci/run`` installs both. Screenshots go to ``$KMEANS_EXP_SCREENSHOTS`` (docs/tracking.md's
+come from there) or the test's temporary directory.
 """
 
 from __future__ import annotations
