@@ -19,13 +19,29 @@ from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from kmeans_exp import options
 from kmeans_exp.errors import ConfigError, first_line
-from kmeans_exp.options import DataSource, DistanceMetric, Init, OptimizedMetric
+from kmeans_exp.options import (
+    DataSource,
+    DistanceMetric,
+    FeatureKind,
+    FitOn,
+    Init,
+    OptimizedMetric,
+)
 
-__all__ = ["DataSource", "DistanceMetric", "ExperimentConfig", "Init", "OptimizedMetric", "compose"]
+__all__ = [
+    "DataSource",
+    "DistanceMetric",
+    "ExperimentConfig",
+    "FeatureKind",
+    "FitOn",
+    "Init",
+    "OptimizedMetric",
+    "compose",
+]
 
 _PACKAGE = Path(__file__).resolve().parent
 # A source checkout keeps the configs at the top level; an installed wheel carries them inside.
@@ -47,6 +63,158 @@ class DataConfig:
         options.data_source(self.source, self.path, self.url)
         if not self.dataset:
             raise ConfigError("data.dataset: expected a non-empty name")
+
+
+@dataclass
+class FeaturesConfig:
+    """What the K-Means clusters. ``raw``: the pixels, as they are (the base of every option
+    of the ``features`` group; each fitted kind adds its own keys)."""
+
+    KIND: typing.ClassVar[FeatureKind] = FeatureKind.raw
+    kind: FeatureKind = MISSING
+
+    def __post_init__(self) -> None:
+        if self.kind is not self.KIND:  # features=pca features.kind=umap
+            raise ConfigError(
+                f"features.kind={self.kind.value}: this is the {self.KIND.value} option; "
+                f"choose another with features={self.kind.value}"
+            )
+
+    def check_against_data(self, n_train: int, width: int) -> None:
+        """Refuse settings the training rows cannot satisfy (their count and width)."""
+
+
+@dataclass
+class FittedFeatures(FeaturesConfig):
+    """A representation fitted on the images (never on their labels), then cached."""
+
+    fit_on: FitOn = MISSING
+    seed: int = MISSING
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        options.at_least("features.seed", self.seed, 0)
+
+
+@dataclass
+class PCAFeatures(FittedFeatures):
+    KIND: typing.ClassVar[FeatureKind] = FeatureKind.pca
+    n_components: int = MISSING
+    whiten: bool = MISSING
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        options.at_least("features.n_components", self.n_components, 1)
+
+    def check_against_data(self, n_train: int, width: int) -> None:
+        options.fits_width("features.n_components", self.n_components, width, "input columns")
+        options.fits_width("features.n_components", self.n_components, n_train, "training rows")
+
+
+@dataclass
+class UMAPFeatures(FittedFeatures):
+    KIND: typing.ClassVar[FeatureKind] = FeatureKind.umap
+    n_components: int = MISSING
+    n_neighbors: int = MISSING
+    min_dist: float = MISSING
+    metric: str = MISSING
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check_umap("features.", self.n_components, self.n_neighbors, self.min_dist, self.metric)
+
+    def check_against_data(self, n_train: int, width: int) -> None:
+        options.fits_width("features.n_components", self.n_components, width, "input columns")
+        options.fits_width("features.n_neighbors", self.n_neighbors, n_train - 1, "other rows")
+
+
+@dataclass
+class AutoencoderFeatures(FittedFeatures):
+    KIND: typing.ClassVar[FeatureKind] = FeatureKind.autoencoder
+    hidden: list[int] = MISSING
+    code_size: int = MISSING
+    epochs: int = MISSING
+    batch_size: int = MISSING
+    learning_rate: float = MISSING
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for i, size in enumerate(self.hidden):
+            options.at_least(f"features.hidden[{i}]", size, 1, "units of a hidden layer")
+        options.at_least("features.code_size", self.code_size, 1, "the code's width")
+        options.at_least("features.epochs", self.epochs, 1)
+        options.at_least("features.batch_size", self.batch_size, 1)
+        options.positive("features.learning_rate", self.learning_rate)
+
+
+@dataclass
+class N2DFeatures(AutoencoderFeatures):
+    """N2D: the autoencoder, then UMAP on its codes (``umap_*`` keys)."""
+
+    KIND: typing.ClassVar[FeatureKind] = FeatureKind.n2d
+
+    umap_components: int = MISSING
+    umap_neighbors: int = MISSING
+    umap_min_dist: float = MISSING
+    umap_metric: str = MISSING
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check_umap(
+            "features.umap_",
+            self.umap_components,
+            self.umap_neighbors,
+            self.umap_min_dist,
+            self.umap_metric,
+            ("components", "neighbors", "min_dist", "metric"),
+        )
+
+    def check_against_data(self, n_train: int, width: int) -> None:
+        options.fits_width(
+            "features.umap_components", self.umap_components, self.code_size, "code columns"
+        )
+        options.fits_width(
+            "features.umap_neighbors", self.umap_neighbors, n_train - 1, "other rows"
+        )
+
+
+@dataclass
+class PrecomputedFeatures(FeaturesConfig):
+    """Float embeddings made elsewhere: an ``.npz`` with x_train, y_train, x_test, y_test."""
+
+    KIND: typing.ClassVar[FeatureKind] = FeatureKind.precomputed
+
+    path: str = MISSING
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.path:
+            raise ConfigError("features.path: required with features=precomputed")
+
+
+def _check_umap(
+    prefix: str,
+    n_components: int,
+    n_neighbors: int,
+    min_dist: float,
+    metric: str,
+    names: tuple[str, ...] = ("n_components", "n_neighbors", "min_dist", "metric"),
+) -> None:
+    options.at_least(prefix + names[0], n_components, 1)
+    options.at_least(prefix + names[1], n_neighbors, 2, "UMAP needs 2 or more")
+    options.non_negative(prefix + names[2], min_dist)
+    if not metric:
+        raise ConfigError(f"{prefix}{names[3]}: expected a metric name (e.g. euclidean)")
+
+
+FEATURE_SCHEMAS = {
+    "raw_schema": FeaturesConfig,
+    "pca_schema": PCAFeatures,
+    "umap_schema": UMAPFeatures,
+    "autoencoder_schema": AutoencoderFeatures,
+    "n2d_schema": N2DFeatures,
+    "precomputed_schema": PrecomputedFeatures,
+}
 
 
 @dataclass
@@ -81,6 +249,7 @@ class ExperimentConfig:
     seed: int = MISSING
     optimized_metric: OptimizedMetric = MISSING
     data: DataConfig = MISSING
+    features: FeaturesConfig = MISSING
     tracking: TrackingConfig = MISSING
 
     def __post_init__(self) -> None:
@@ -90,14 +259,19 @@ class ExperimentConfig:
         options.at_least("n_init", self.n_init, 1, "the number of restarts")
         options.at_least("seed", self.seed, 0)
 
-    def check_against_data(self, n_train: int) -> None:
-        """Refuse settings the training set cannot satisfy, before any work is done."""
+    def check_against_data(self, n_train: int, width: int) -> None:
+        """Refuse settings the training rows (count, width) cannot satisfy, before any work."""
+        self.features.check_against_data(n_train, width)
         options.fits_rows(self.k, self.batch_size, n_train)
 
 
 def register_schema() -> None:
-    """Make the schema the base of ``conf/config.yaml`` (``defaults: [schema, ...]``)."""
-    ConfigStore.instance().store(name="schema", node=ExperimentConfig)
+    """Make the schemas the bases of ``conf/config.yaml`` (``defaults: [schema, ...]``) and of
+    each ``features`` option (``conf/features/pca.yaml``: ``defaults: [pca_schema]``)."""
+    store = ConfigStore.instance()
+    store.store(name="schema", node=ExperimentConfig)
+    for name, node in FEATURE_SCHEMAS.items():
+        store.store(group="features", name=name, node=node)
 
 
 def compose(overrides: list[str] | None = None) -> ExperimentConfig:
@@ -121,7 +295,12 @@ def compose(overrides: list[str] | None = None) -> ExperimentConfig:
 def to_experiment_config(cfg: DictConfig) -> ExperimentConfig:
     """The composed Hydra config as a checked ``ExperimentConfig`` (raises ``ConfigError``)."""
     _reject_unknown_keys(cfg, ExperimentConfig)
-    return OmegaConf.to_object(cfg)
+    try:
+        return OmegaConf.to_object(cfg)
+    except MissingMandatoryValue as e:
+        raise ConfigError(f"{e.full_key}: required, but not set ({e.full_key}=...)") from None
+    except OmegaConfBaseException as e:
+        raise ConfigError(first_line(e, causes=True)) from None
 
 
 def with_overrides(exp: ExperimentConfig, overrides: dict[str, Any]) -> ExperimentConfig:
@@ -135,14 +314,18 @@ def with_overrides(exp: ExperimentConfig, overrides: dict[str, Any]) -> Experime
 
 def _reject_unknown_keys(cfg: DictConfig, schema: type, prefix: str = "") -> None:
     """Hydra lets ``+key=value`` add keys even to a structured config; the schema does not."""
-    hints = typing.get_type_hints(schema)
+    types = typing.get_type_hints(schema)
+    hints = {f.name: types[f.name] for f in dataclasses.fields(schema)}  # no ClassVars
     for key in cfg:
         if key not in hints:
             raise ConfigError(
                 f"{prefix}{key}: not a config key; expected one of {', '.join(hints)}"
             )
         if dataclasses.is_dataclass(hints[key]):
-            _reject_unknown_keys(cfg[key], hints[key], f"{prefix}{key}.")
+            # A group option may carry a subclass of the field's schema (features=pca).
+            node_schema = OmegaConf.get_type(cfg[key])
+            own = node_schema if dataclasses.is_dataclass(node_schema) else hints[key]
+            _reject_unknown_keys(cfg[key], own, f"{prefix}{key}.")
 
 
 def as_dict(exp: ExperimentConfig) -> dict[str, Any]:
@@ -168,6 +351,8 @@ def config_hash(exp: ExperimentConfig) -> str:
     values = as_dict(exp)
     for key in ("tracking", "optimized_metric"):
         values.pop(key)
+    if exp.features.kind is FeatureKind.raw:  # as before there was a features group
+        values.pop("features")
     text = json.dumps(values, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
 

@@ -67,7 +67,8 @@ class RawDataset:
 
 @dataclass(frozen=True)
 class Splits:
-    """Images as (N, rows*cols) uint8 pixels, and int64 labels, for train, validation and test.
+    """Images as (N, rows*cols) uint8 pixels (or float embeddings, (N, d)), and int64 labels,
+    for train, validation and test.
 
     The pixels stay uint8, views of the loaded arrays: no float copy of the data set is made.
     The engine reads uint8 as value / 255; ``features`` gives that float32 array where a caller
@@ -83,8 +84,10 @@ class Splits:
     y_test: np.ndarray
 
     @property
-    def image_shape(self) -> tuple[int, int]:
-        return self.raw.train_images.shape[1], self.raw.train_images.shape[2]
+    def image_shape(self) -> tuple[int, int] | None:
+        """(rows, cols) of the images; None for embeddings (rows that are no images)."""
+        shape = self.raw.train_images.shape
+        return (shape[1], shape[2]) if len(shape) == 3 else None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -393,6 +396,59 @@ def features(pixels: np.ndarray) -> np.ndarray:
     x = pixels.astype(np.float32)
     x /= np.float32(255.0)  # in place: one buffer, not two
     return x
+
+
+def read_embeddings(path: Path) -> RawDataset:
+    """Float embeddings made elsewhere: an ``.npz`` with x_train (n, d), y_train, x_test (m, d)
+    and y_test, the names of a Keras-format image archive. Checked like the image sources."""
+    if not path.is_file():
+        raise DataError(f"features.path={path}: no such file (expected an .npz of embeddings)")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            missing = [key for key in NPZ_KEYS if key not in archive.files]
+            if missing:
+                raise DataError(f"{path}: missing arrays {missing}, expected {list(NPZ_KEYS)}")
+            arrays = {key: archive[key] for key in NPZ_KEYS}
+    except DataError:
+        raise
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise DataError(f"{path}: not a readable .npz archive ({e})") from None
+    for key in ("x_train", "x_test"):
+        x = arrays[key]
+        if x.ndim != 2 or not np.issubdtype(x.dtype, np.number):
+            raise DataError(f"{path}: {key} has shape {x.shape} ({x.dtype}), expected (rows, d)")
+        if not np.all(np.isfinite(x)):
+            raise DataError(f"{path}: {key} holds non-finite values (NaN or inf)")
+        arrays[key] = aligned(np.ascontiguousarray(x, dtype=np.float32))
+    if arrays["x_train"].shape[1] != arrays["x_test"].shape[1]:
+        raise DataError(
+            f"{path}: x_train rows have {arrays['x_train'].shape[1]} columns but x_test rows "
+            f"{arrays['x_test'].shape[1]}, expected the same width"
+        )
+    for key in ("y_train", "y_test"):
+        arrays[key] = _as_labels(path, key, arrays[key])
+    raw = RawDataset(
+        name=path.stem,
+        source="precomputed",
+        location=str(path),
+        train_images=arrays["x_train"],
+        train_labels=arrays["y_train"],
+        test_images=arrays["x_test"],
+        test_labels=arrays["y_test"],
+    )
+    check_format(raw)
+    return raw
+
+
+def as_floats(rows: np.ndarray) -> np.ndarray:
+    """Rows as the engine reads them, as float32: pixels / 255, embeddings as they are."""
+    return features(rows) if rows.dtype == np.uint8 else np.asarray(rows, dtype=np.float32)
+
+
+@functools.lru_cache(maxsize=2)
+def load_embedding_splits(path: str, validation_size: int) -> Splits:
+    """``read_embeddings`` then ``split``, cached per process like ``load_splits``."""
+    return split(read_embeddings(Path(path).expanduser()), validation_size)
 
 
 @functools.lru_cache(maxsize=2)

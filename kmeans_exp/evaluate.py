@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from kmeans_exp.data import features
+from kmeans_exp.data import as_floats, features
 
 UNLABELLED = -1
 SILHOUETTE_SAMPLE = 2000  # training points the silhouette is computed on (it is O(n²))
@@ -151,6 +151,16 @@ def silhouette(x: np.ndarray, cluster_idx: np.ndarray, metric: str, seed: int) -
     # 8 MB pieces of the distance matrix, not the whole 2,000 x 2,000 float64 one (32 MB).
     with config_context(working_memory=8):
         return float(silhouette_score(sample, labels, metric=SKLEARN_METRIC[metric]))
+
+
+def cluster_means(x: np.ndarray, cluster_idx: np.ndarray, n_clusters: int) -> np.ndarray:
+    """(n_clusters, d) mean row of each cluster (uint8 pixels as value / 255; empty: zeros):
+    what a cluster looks like when its centre lives in another space (features)."""
+    members = np.zeros((n_clusters, len(x)), np.float32)
+    members[cluster_idx, np.arange(len(x))] = 1.0
+    sums = members @ as_floats(x)
+    sizes = members.sum(axis=1, keepdims=True)
+    return sums / np.maximum(sizes, 1.0)
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.ndarray:

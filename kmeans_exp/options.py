@@ -35,6 +35,24 @@ class OptimizedMetric(Enum):
     silhouette = "silhouette"
 
 
+class FeatureKind(Enum):
+    """What the K-Means clusters: the pixels, or a representation fitted on them."""
+
+    raw = "raw"
+    pca = "pca"
+    umap = "umap"
+    autoencoder = "autoencoder"
+    n2d = "n2d"
+    precomputed = "precomputed"
+
+
+class FitOn(Enum):
+    """Which images a representation is fitted on (never their labels)."""
+
+    train = "train"  # the training split only: validation and test are only transformed
+    all = "all"  # every image, test included (transductive, as the deep-clustering papers)
+
+
 class DataSource(Enum):
     bundled = "bundled"
     idx = "idx"
@@ -102,3 +120,23 @@ def data_source(source: str | DataSource, path: str | None, url: str | None) -> 
     if source is DataSource.download and not url:
         raise ConfigError("data.url: required with data.source=download")
     return source
+
+
+def positive(key: str, value: float) -> float:
+    """A number > 0."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0:
+        raise ConfigError(f"{key}={value}: expected a number > 0")
+    return float(value)
+
+
+def non_negative(key: str, value: float) -> float:
+    """A number >= 0."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value >= 0:
+        raise ConfigError(f"{key}={value}: expected a number >= 0")
+    return float(value)
+
+
+def fits_width(key: str, n_components: int, width: int, what: str) -> None:
+    """Refuse more output components than the input has columns."""
+    if n_components > width:
+        raise ConfigError(f"{key}={n_components}: more components than the {width} {what}")

@@ -14,9 +14,13 @@ from matplotlib.figure import Figure
 
 
 def centroid_grid(
-    centers: np.ndarray, labels: np.ndarray, purity: np.ndarray, image_shape: tuple[int, int]
+    centers: np.ndarray,
+    labels: np.ndarray,
+    purity: np.ndarray,
+    image_shape: tuple[int, int],
+    title: str = "Cluster centres: majority digit (purity)",
 ) -> Figure:
-    """Every centre drawn as an image, captioned with its digit and purity.
+    """Every centre (or cluster mean image) drawn as an image, captioned with digit and purity.
 
     One mosaic image with text labels (not one axes per centre), so that even k=1000 renders
     in a fraction of a second.
@@ -43,9 +47,29 @@ def centroid_grid(
         x, y = c * cell_w + 1 + w / 2, r * cell_h + 5
         ax.text(x, y, caption, ha="center", va="center", fontsize=fontsize)
     ax.axis("off")
-    ax.set_title("Cluster centres: majority digit (purity)", fontsize=10)
+    ax.set_title(title, fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def embedding(x: np.ndarray, y: np.ndarray, what: str) -> Figure:
+    """The rows ``x`` in 2-D (their first two principal components when wider), by label."""
+    xy = x[:, :2] if x.shape[1] <= 2 else _principal_plane(x)
+    fig, ax = plt.subplots(figsize=(6.5, 5.5))
+    points = ax.scatter(xy[:, 0], xy[:, 1], c=y, cmap="tab10", s=2, alpha=0.6, linewidths=0)
+    ax.legend(*points.legend_elements(), title="digit", fontsize=7, loc="best", markerscale=1.5)
+    plane = "" if x.shape[1] <= 2 else ", first two principal components"
+    ax.set_title(f"{what}: test set in 2-D{plane}", fontsize=10)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    fig.tight_layout()
+    return fig
+
+
+def _principal_plane(x: np.ndarray) -> np.ndarray:
+    centred = x - x.mean(axis=0)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    return centred @ vt[:2].T
 
 
 def confusion_matrix(matrix: np.ndarray, accuracy: float) -> Figure:

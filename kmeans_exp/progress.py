@@ -70,7 +70,7 @@ def summary(metrics: dict[str, float], run: str | None) -> None:
     """The closing lines: scores, timings, and where the MLflow run is (if there is one)."""
     log.info(
         "accuracy: train %.4f  val %.4f  test %.4f | test NMI %.4f  matched %.4f | inertia %.1f | "
-        "data %.2fs  train %.2fs  eval %.2fs",
+        "data %.2fs  features %.2fs  train %.2fs  eval %.2fs",
         metrics["train_accuracy"],
         metrics.get("val_accuracy", float("nan")),
         metrics["test_accuracy"],
@@ -78,6 +78,7 @@ def summary(metrics: dict[str, float], run: str | None) -> None:
         metrics["test_matched_accuracy"],
         metrics["inertia"],
         metrics["data_seconds"],
+        metrics["features_seconds"],
         metrics["train_seconds"],
         metrics["eval_seconds"],
     )

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kmeans_exp import data, evaluate, progress, tracking
+from kmeans_exp import data, evaluate, features, progress, tracking
 from kmeans_exp.config import (
     ExperimentConfig,
     as_dict,
@@ -23,6 +23,8 @@ from kmeans_exp.config import (
     with_overrides,
 )
 from kmeans_exp.errors import KMeansExpError
+from kmeans_exp.features import served_steps
+from kmeans_exp.options import FeatureKind
 
 
 @dataclass(frozen=True)
@@ -70,10 +72,10 @@ def run_experiment(
     launch = launch or Launch()
     try:
         start = time.perf_counter()
-        d = exp.data
-        splits = data.load_splits(d.source, d.path, d.dataset, d.url, d.validation_size)
+        splits = _load_splits(exp)
         data_seconds = time.perf_counter() - start
-        exp.check_against_data(len(splits.x_train))
+        exp.check_against_data(*splits.x_train.shape)
+        features.check_available(exp.features)
         start = time.perf_counter()
         store = _open_store(exp, launch.sweep)
         store_seconds = time.perf_counter() - start
@@ -102,6 +104,12 @@ def run_experiment(
         run.log_config(launch.hydra_dir, as_dict(exp))
 
         start = time.perf_counter()
+        rep = features.represent(exp.features, splits)
+        features_seconds = time.perf_counter() - start
+        run.log_representation(rep.cache, rep.history)
+        inputs = rep.splits
+
+        start = time.perf_counter()
         model = KMeans(
             exp.k,
             distance_metric=exp.distance_metric,
@@ -111,25 +119,31 @@ def run_experiment(
             seed=exp.seed,
             n_init=exp.n_init,
         )
-        train(model, splits.x_train, exp.steps, run)
+        train(model, inputs.x_train, exp.steps, run)
         train_seconds = time.perf_counter() - start
         progress.time_to_first_step(data_seconds, store_seconds, tf_seconds, model)
 
         start = time.perf_counter()
-        evaluation = evaluate.evaluate_model(model, splits, exp.seed)
+        evaluation = evaluate.evaluate_model(model, inputs, exp.seed)
         eval_seconds = time.perf_counter() - start
 
-        timings = {"data_seconds": data_seconds, "train_seconds": train_seconds}
-        metrics = {**evaluation.metrics, **timings, "eval_seconds": eval_seconds}
+        timings = {
+            "data_seconds": data_seconds,
+            "features_seconds": features_seconds,
+            "train_seconds": train_seconds,
+            "eval_seconds": eval_seconds,
+        }
+        metrics = {**evaluation.metrics, **timings}
         run.log_metrics(metrics)
         run.log_restarts(model.restart_inertia_, model.best_restart_)
         centers = model.cluster_centers_
-        run.log_evaluation(evaluation, centers, splits.image_shape)
+        _log_figures(run, exp, splits, inputs, model, evaluation)
         if exp.tracking.log_model:
-            example = data.features(splits.x_test[:5])  # the served model takes [0, 1] floats
-            predictions = evaluation.clusters.predict(model.predict(example))
+            example = data.as_floats(splits.x_test[:5])  # what the served model takes
+            found = model.predict(served_steps.transform(rep.steps, example))
+            predictions = evaluation.clusters.predict(found)
             labels = evaluation.clusters.labels
-            run.log_model(centers, labels, model.distance_metric, example, predictions)
+            run.log_model(centers, labels, model.distance_metric, rep.steps, example, predictions)
 
     if store is None:
         progress.summary(metrics, None)
@@ -137,6 +151,28 @@ def run_experiment(
     url = tracking.run_url(store.uri, store.experiment_id, run.run_id)
     progress.summary(metrics, f"{run.run_id} ({store.uri}): {url}")
     return ExperimentResult(exp, model, evaluation, metrics, run.run_id, store.uri)
+
+
+def _load_splits(exp: ExperimentConfig) -> data.Splits:
+    """The images named by ``data``, or the embeddings of ``features=precomputed``."""
+    if exp.features.kind is FeatureKind.precomputed:
+        return data.load_embedding_splits(exp.features.path, exp.data.validation_size)
+    d = exp.data
+    return data.load_splits(d.source, d.path, d.dataset, d.url, d.validation_size)
+
+
+def _log_figures(run, exp, splits, inputs, model, evaluation) -> None:
+    """Each cluster as an image (its centre for pixels, its mean image for features), the
+    confusion matrix, and the test features in 2-D when they are not the pixels."""
+    raw = exp.features.kind is FeatureKind.raw
+    if raw:
+        images, title = model.cluster_centers_, "Cluster centres: majority digit (purity)"
+    else:
+        images = evaluate.cluster_means(splits.x_train, model.labels_, model.n_clusters)
+        title = "Cluster mean images: majority digit (purity)"
+    run.log_evaluation(evaluation, images, splits.image_shape, title)
+    if not raw:
+        run.log_embedding(inputs.x_test, inputs.y_test, f"features={exp.features.kind.value}")
 
 
 def _reuse(

@@ -17,6 +17,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from kmeans_exp.tracking.parent_run import swept_tags
 from kmeans_exp.tracking.store import CONFIG_HASH_TAG, Store, git_commit
 
 PYFUNC_MODEL_FILE = Path(__file__).resolve().parent / "pyfunc_model.py"
+FEATURE_CACHE_TAG = "kmeans_exp.features.cache"  # hit, miss, off, or none (raw, precomputed)
 
 
 class Terminated(KeyboardInterrupt):
@@ -193,9 +195,11 @@ class ExperimentRun:
                 mlflow.log_input(dataset, context=context)
 
     @_tracked
-    def log_evaluation(self, evaluation: Any, centers: np.ndarray, image_shape: tuple) -> None:
-        """Per-cluster table, confusion matrix (JSON and PNG) and the centres as images."""
-        import matplotlib.pyplot as plt
+    def log_evaluation(
+        self, evaluation: Any, images: np.ndarray, image_shape: tuple | None, title: str
+    ) -> None:
+        """Per-cluster table, confusion matrix (JSON and PNG) and, for images, one image per
+        cluster (``images``: the centres, or each cluster's mean image)."""
         import mlflow
 
         from kmeans_exp import plots
@@ -205,18 +209,29 @@ class ExperimentRun:
         mlflow.log_dict(
             {"confusion_matrix": evaluation.confusion.tolist()}, "confusion_matrix.json"
         )
-        for figure, name in (
-            (
-                plots.centroid_grid(centers, clusters.labels, clusters.purity, image_shape),
-                "centroids.png",
-            ),
-            (
-                plots.confusion_matrix(evaluation.confusion, evaluation["test_accuracy"]),
-                "confusion_matrix.png",
-            ),
-        ):
-            mlflow.log_figure(figure, name)
-            plt.close(figure)
+        if image_shape is not None:
+            grid = plots.centroid_grid(images, clusters.labels, clusters.purity, image_shape, title)
+            _log_figure(grid, "centroids.png")
+        matrix = plots.confusion_matrix(evaluation.confusion, evaluation["test_accuracy"])
+        _log_figure(matrix, "confusion_matrix.png")
+
+    @_tracked
+    def log_representation(self, cache_status: str, history: dict[str, list[float]]) -> None:
+        """Whether the features came from the cache (a tag), and their per-epoch series."""
+        import mlflow
+
+        mlflow.set_tag(FEATURE_CACHE_TAG, cache_status)
+        for key, values in history.items():
+            for epoch, value in enumerate(values, start=1):
+                self._steps.log(key, value, epoch)
+        self._steps.flush()
+
+    @_tracked
+    def log_embedding(self, x: np.ndarray, y: np.ndarray, what: str) -> None:
+        """``embedding.png``: the test features in 2-D, coloured by digit."""
+        from kmeans_exp import plots
+
+        _log_figure(plots.embedding(x, y, what), "embedding.png")
 
     @_tracked
     def log_model(
@@ -224,25 +239,45 @@ class ExperimentRun:
         centers: np.ndarray,
         labels: np.ndarray,
         distance_metric: str,
+        steps: list,
         example: np.ndarray,
         predictions: np.ndarray,
     ) -> None:
-        """The classifier as a NumPy-only pyfunc model, with signature and input example."""
+        """The classifier as a pyfunc model: ``steps`` (the features), nearest centre, digit.
+
+        NumPy only (umap-learn too for a UMAP step), with signature and input example; it
+        carries its own copy of ``served_steps``, so it serves without kmeans_exp.
+        """
         import mlflow
         from mlflow.models import infer_signature
 
+        from kmeans_exp.features import served_steps
+
+        requirements = [f"mlflow=={mlflow.__version__}"]  # brings numpy; checked fast
+        if any(isinstance(step, served_steps.Umap) for step in steps):
+            requirements.append(f"umap-learn=={metadata.version('umap-learn')}")
         with tempfile.TemporaryDirectory() as tmp:
             clusters = Path(tmp) / "clusters.npz"
             np.savez(clusters, centers=centers, labels=labels, distance_metric=distance_metric)
+            served_steps.save(steps, Path(tmp) / "features")
             info = mlflow.pyfunc.log_model(
                 name="model",
                 python_model=str(PYFUNC_MODEL_FILE),
-                artifacts={"clusters": str(clusters)},
+                artifacts={"clusters": str(clusters), "features": str(Path(tmp) / "features")},
+                code_paths=[served_steps.__file__],
                 signature=infer_signature(example, predictions),
                 input_example=example,
-                pip_requirements=[f"mlflow=={mlflow.__version__}"],  # brings numpy; checked fast
+                pip_requirements=requirements,
             )
         mlflow.set_tag("model_uri", info.model_uri)
+
+
+def _log_figure(figure: Any, name: str) -> None:
+    import matplotlib.pyplot as plt
+    import mlflow
+
+    mlflow.log_figure(figure, name)
+    plt.close(figure)
 
 
 def numpy_digest(features: np.ndarray, targets: np.ndarray) -> str:

@@ -1,0 +1,137 @@
+"""A fitted representation as plain steps over float rows: the one code path that computes the
+features, in a run and in the served model.
+
+This file imports NumPy only (umap-learn for a UMAP step, when one is loaded), because the
+served model carries a copy of it (MLflow ``code_paths``) and must run without kmeans_exp,
+TensorFlow or Keras. The rows are what the engine reads as floats: pixels / 255, or embeddings.
+
+- ``Affine``: ``(x - mean) @ matrix * scale`` (PCA, whitened or not);
+- ``Encoder``: dense layers, ReLU between them, the last one linear (an autoencoder's encoder);
+- ``Umap``: a fitted ``umap.UMAP``'s ``transform``.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+BATCH_ROWS = 4096  # rows per batch: bounds the widest layer's activations (4096 x 2000 floats)
+
+
+@dataclass
+class Affine:
+    mean: np.ndarray  # (d,)
+    matrix: np.ndarray  # (d, c)
+    scale: np.ndarray | None = None  # (c,): 1/sqrt(explained variance) when whitened
+
+    @property
+    def width(self) -> int:
+        return self.matrix.shape[1]
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        out = (x - self.mean) @ self.matrix
+        return out * self.scale if self.scale is not None else out
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        found = {"mean": self.mean, "matrix": self.matrix}
+        return found if self.scale is None else {**found, "scale": self.scale}
+
+
+@dataclass
+class Encoder:
+    weights: list[np.ndarray]  # (d_in, d_out) per layer
+    biases: list[np.ndarray]
+
+    @property
+    def width(self) -> int:
+        return self.weights[-1].shape[1]
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        last = len(self.weights) - 1
+        for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
+            x = x @ w + b
+            if i < last:
+                np.maximum(x, 0.0, out=x)
+        return x
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        found = {f"w{i}": w for i, w in enumerate(self.weights)}
+        return found | {f"b{i}": b for i, b in enumerate(self.biases)}
+
+
+@dataclass
+class Umap:
+    model: Any  # a fitted umap.UMAP
+
+    @property
+    def width(self) -> int:
+        return self.model.n_components
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(self.model.transform(x), dtype=np.float32)
+
+
+Step = Affine | Encoder | Umap
+
+
+def transform(steps: list[Step], x: np.ndarray) -> np.ndarray:
+    """The steps applied in order to float rows, in batches; float32 out."""
+    x = np.asarray(x, dtype=np.float32).reshape(len(x), -1)
+    if not steps:
+        return x
+    if not len(x):  # no rows (an empty validation split): nothing for a step to see
+        return np.zeros((0, steps[-1].width), np.float32)
+    if any(isinstance(s, Umap) for s in steps):  # UMAP's transform wants the rows at once
+        batches = [x]
+    else:
+        batches = [x[i : i + BATCH_ROWS] for i in range(0, len(x), BATCH_ROWS)]
+    parts = []
+    for batch in batches:
+        for step in steps:
+            batch = step(batch)
+        parts.append(np.asarray(batch, dtype=np.float32))
+    return np.concatenate(parts)
+
+
+def save(steps: list[Step], folder: Path) -> None:
+    """Write ``steps`` to ``folder``: ``steps.json`` (their order and kinds), ``steps.npz``
+    (their arrays) and one pickle per UMAP model (umap-learn's own way to keep one)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    kinds, arrays = [], {}
+    for i, step in enumerate(steps):
+        kinds.append(type(step).__name__)
+        if isinstance(step, Umap):
+            with open(folder / f"umap{i}.pkl", "wb") as f:
+                pickle.dump(step.model, f, protocol=pickle.HIGHEST_PROTOCOL)
+        else:
+            arrays |= {f"{i}.{name}": value for name, value in step.arrays().items()}
+    (folder / "steps.json").write_text(json.dumps(kinds))
+    np.savez(folder / "steps.npz", **arrays)
+
+
+def load(folder: Path) -> list[Step]:
+    """The steps ``save`` wrote (a UMAP step needs umap-learn installed)."""
+    kinds = json.loads((folder / "steps.json").read_text())
+    with np.load(folder / "steps.npz", allow_pickle=False) as f:
+        arrays = {name: f[name] for name in f.files}
+    steps: list[Step] = []
+    for i, kind in enumerate(kinds):
+        mine = {k.split(".", 1)[1]: v for k, v in arrays.items() if k.split(".", 1)[0] == str(i)}
+        if kind == "Affine":
+            steps.append(Affine(mine["mean"], mine["matrix"], mine.get("scale")))
+        elif kind == "Encoder":
+            layers = len(mine) // 2
+            steps.append(
+                Encoder(
+                    [mine[f"w{j}"] for j in range(layers)], [mine[f"b{j}"] for j in range(layers)]
+                )
+            )
+        else:  # our own pickle, written by save() next to the arrays
+            with open(folder / f"umap{i}.pkl", "rb") as f:
+                steps.append(Umap(pickle.load(f)))
+    return steps
