@@ -49,6 +49,7 @@ class ExperimentResult:
 
     config: ExperimentConfig
     model: Any  # kmeans_exp.engine.KMeans; None when an earlier run was reused
+    features: features.Representation | None  # what the engine clustered; None when reused
     evaluation: evaluate.Evaluation | None  # None when an earlier run was reused
     metrics: dict[str, float]  # every metric logged at the end of the run, timings included
     run_id: str | None  # None with tracking.enabled=false
@@ -147,10 +148,10 @@ def run_experiment(
 
     if store is None:
         progress.summary(metrics, None)
-        return ExperimentResult(exp, model, evaluation, metrics, None, None)
+        return ExperimentResult(exp, model, rep, evaluation, metrics, None, None)
     url = tracking.run_url(store.uri, store.experiment_id, run.run_id)
     progress.summary(metrics, f"{run.run_id} ({store.uri}): {url}")
-    return ExperimentResult(exp, model, evaluation, metrics, run.run_id, store.uri)
+    return ExperimentResult(exp, model, rep, evaluation, metrics, run.run_id, store.uri)
 
 
 def _load_splits(exp: ExperimentConfig) -> data.Splits:
@@ -188,7 +189,7 @@ def _reuse(
         tracking.record_reused_job(launch.sweep, run_id, launch.swept, digest[:16])
     url = tracking.run_url(store.uri, store.experiment_id, run_id)
     progress.reused(run_id, url)
-    return ExperimentResult(exp, None, None, metrics, run_id, store.uri, reused=True)
+    return ExperimentResult(exp, None, None, None, metrics, run_id, store.uri, reused=True)
 
 
 def _open_store(exp: ExperimentConfig, sweep: tracking.SweepContext | None):

@@ -24,6 +24,7 @@ SUMMARY_METRICS = (
     "test_matched_accuracy",
     "inertia",
     "silhouette",
+    "features_seconds",
     "train_seconds",
 )
 # What "best" maximises unless the sweep says otherwise (config: optimized_metric); never a

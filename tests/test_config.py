@@ -130,6 +130,12 @@ def test_compose_refuses_bad_overrides_with_one_line(override, expected):
         ("-m experiments=k_sweep k=10,0", "k=0: expected an integer >= 1"),
         # An optimising sweep has no values to list: its fixed ones are checked all the same.
         ("-m experiments=k_search steps=0", "steps=0: expected an integer >= 1"),
+        # The representation's settings, checked like the rest (some against the data).
+        ("features=pca features.n_components=785", "more components than the 784 input columns"),
+        ("features=autoencoder features.epochs=0", "features.epochs=0: expected an integer >= 1"),
+        ("features=precomputed", "features.path: required, but not set"),
+        ("features=precomputed features.path=/no.npz", "features.path=/no.npz: no such file"),
+        ("-m features=raw,bogus", "Could not find 'features/bogus'"),
     ],
 )
 def test_cli_refuses_bad_input_with_a_clear_line_and_creates_nothing(tmp_path, override, expected):

@@ -81,6 +81,7 @@ LAYERS = [
     # (what is imported, what must not be loaded by it)
     ("kmeans_exp", ("tensorflow", "mlflow", "hydra")),
     ("kmeans_exp.engine", ("hydra", "mlflow")),
+    ("kmeans_exp.features", ("tensorflow", "mlflow", "umap", "numba", "keras")),
     ("kmeans_exp.tracking, kmeans_exp.tracking.pyfunc_model", ("tensorflow",)),
     ("kmeans_exp.evaluate, kmeans_exp.summary, kmeans_exp.data", ("tensorflow", "mlflow")),
     ("kmeans_exp.config, kmeans_exp.hydra_app.app", ("tensorflow", "mlflow")),
@@ -94,6 +95,21 @@ def test_each_layer_loads_only_what_it_needs(modules, absent):
     assert result.returncode == 0, result.stderr
     loaded = set(json.loads(result.stdout))
     assert not loaded & set(absent), f"{modules} loaded {sorted(loaded & set(absent))}"
+
+
+@pytest.mark.slow
+def test_a_raw_run_loads_no_representation_library(tmp_path):
+    """umap-learn (and numba, its compiler) load only for features=umap or n2d. (Keras loads
+    with TensorFlow itself: ``import tensorflow`` imports it, whatever we do.)"""
+    code = (
+        "import json, sys, kmeans_exp\n"
+        "kmeans_exp.run_experiment(k=5, steps=1, tracking={'enabled': False})\n"
+        "print(json.dumps([m.split('.')[0] for m in sys.modules]))\n"
+    )
+    result = run_python(code, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    loaded = set(json.loads(result.stdout.splitlines()[-1]))
+    assert not loaded & {"umap", "numba", "pynndescent"}
 
 
 def test_tensorflow_start_up_noise_does_not_reach_the_console():

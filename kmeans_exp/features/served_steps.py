@@ -81,7 +81,9 @@ Step = Affine | Encoder | Umap
 
 def transform(steps: list[Step], x: np.ndarray) -> np.ndarray:
     """The steps applied in order to float rows, in batches; float32 out."""
-    x = np.asarray(x, dtype=np.float32).reshape(len(x), -1)
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim != 2:  # images (n, rows, cols): one row each
+        x = x.reshape(len(x), -1)
     if not steps:
         return x
     if not len(x):  # no rows (an empty validation split): nothing for a step to see

@@ -1,0 +1,305 @@
+"""The representation stage: each kind against a reference, the cache, bad input, the served
+model from pixels, and end-to-end runs read back through MlflowClient."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import mlflow
+import numpy as np
+import pytest
+
+import kmeans_exp
+from kmeans_exp import data, features
+from kmeans_exp.config import AutoencoderFeatures, PCAFeatures, UMAPFeatures
+from kmeans_exp.errors import ConfigError, DataError
+from kmeans_exp.features import cache, served_steps
+from kmeans_exp.options import FeatureKind, FitOn
+
+
+@pytest.fixture()
+def feature_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv(cache.ENV, str(tmp_path / "features"))
+    return tmp_path / "features"
+
+
+@pytest.fixture(scope="module")
+def small(mnist):
+    """3,000 training, 500 validation and 1,000 test images: small enough to fit in seconds."""
+    return dataclasses.replace(
+        mnist,
+        x_train=mnist.x_train[:3000],
+        y_train=mnist.y_train[:3000],
+        x_val=mnist.x_val[:500],
+        y_val=mnist.y_val[:500],
+        x_test=mnist.x_test[:1000],
+        y_test=mnist.y_test[:1000],
+    )
+
+
+def pca_config(**overrides) -> PCAFeatures:
+    values = {"fit_on": FitOn.train, "seed": 0, "n_components": 20, "whiten": False}
+    return PCAFeatures(kind=FeatureKind.pca, **{**values, **overrides})
+
+
+def tiny_autoencoder(**overrides) -> AutoencoderFeatures:
+    values = {
+        "fit_on": FitOn.train,
+        "seed": 0,
+        "hidden": [64],
+        "code_size": 6,
+        "epochs": 4,
+        "batch_size": 128,
+        "learning_rate": 1e-3,
+    }
+    return AutoencoderFeatures(kind=FeatureKind.autoencoder, **{**values, **overrides})
+
+
+@pytest.mark.parametrize("whiten", [False, True])
+def test_pca_matches_scikit_learn_on_the_same_rows(small, feature_cache, whiten):
+    from sklearn.decomposition import PCA
+
+    rep = features.represent(pca_config(whiten=whiten), small)
+    x = data.features(small.x_train)
+    reference = PCA(n_components=20, whiten=whiten, random_state=0).fit(x)
+    for ours, rows in ((rep.splits.x_train, x), (rep.splits.x_test, data.features(small.x_test))):
+        np.testing.assert_allclose(ours, reference.transform(rows), rtol=1e-3, atol=2e-4)
+    assert rep.splits.x_test.shape == (1000, 20) and rep.cache == "miss"
+    assert rep.splits.y_test is small.y_test  # labels pass through untouched
+
+
+def test_fit_on_all_fits_on_every_split(small, feature_cache):
+    from sklearn.decomposition import PCA
+
+    rep = features.represent(pca_config(fit_on=FitOn.all), small)
+    every = np.concatenate([data.features(x) for x in (small.x_train, small.x_val, small.x_test)])
+    reference = PCA(n_components=20, random_state=0).fit(every)
+    np.testing.assert_allclose(
+        rep.splits.x_val, reference.transform(data.features(small.x_val)), rtol=1e-3, atol=2e-4
+    )
+
+
+def test_a_cache_hit_does_not_refit_and_a_truncated_entry_is_refitted(
+    small, feature_cache, monkeypatch
+):
+    from kmeans_exp.features import pca
+
+    fits = []
+    real_fit = pca.fit
+    monkeypatch.setattr(pca, "fit", lambda *a: fits.append(1) or real_fit(*a))
+    first = features.represent(pca_config(), small)
+    again = features.represent(pca_config(), small)
+    assert (first.cache, again.cache, len(fits)) == ("miss", "hit", 1)
+    np.testing.assert_array_equal(first.splits.x_test, again.splits.x_test)
+    assert again.fit_seconds == pytest.approx(first.fit_seconds)  # what the fit cost, then
+
+    (entry,) = [p for p in feature_cache.iterdir() if not p.name.startswith(".")]
+    splits_file = entry / cache.SPLITS_FILE
+    splits_file.write_bytes(splits_file.read_bytes()[:1000])  # a half-written file
+    refitted = features.represent(pca_config(), small)
+    assert (refitted.cache, len(fits)) == ("miss", 2)
+    np.testing.assert_array_equal(refitted.splits.x_test, first.splits.x_test)
+    assert features.represent(pca_config(n_components=5), small).cache == "miss"  # a new key
+
+
+def test_the_cache_can_be_turned_off(small, monkeypatch):
+    monkeypatch.setenv(cache.ENV, "off")
+    assert features.represent(pca_config(), small).cache == "off"
+
+
+def test_a_small_autoencoder_learns_and_is_deterministic(small, feature_cache, monkeypatch):
+    first = features.represent(tiny_autoencoder(), small)
+    losses = first.history["autoencoder_loss"]
+    assert len(losses) == 4 and losses[-1] < 0.8 * losses[0]
+    assert first.splits.x_train.shape == (3000, 6) and first.splits.x_test.shape == (1000, 6)
+    monkeypatch.setenv(cache.ENV, "off")  # fit it again, from scratch
+    second = features.represent(tiny_autoencoder(), small)
+    np.testing.assert_array_equal(first.splits.x_test, second.splits.x_test)
+    assert second.history == first.history
+
+
+def test_steps_round_trip_through_their_files(small, feature_cache, tmp_path):
+    rep = features.represent(tiny_autoencoder(epochs=1), small)
+    served_steps.save(rep.steps, tmp_path / "steps")
+    loaded = served_steps.load(tmp_path / "steps")
+    rows = data.features(small.x_test)
+    np.testing.assert_array_equal(
+        served_steps.transform(loaded, rows), served_steps.transform(rep.steps, rows)
+    )
+    assert served_steps.transform(loaded, rows[:0]).shape == (0, 6)
+
+
+@pytest.mark.slow
+def test_umap_gives_the_configured_shape_and_is_deterministic(small, feature_cache, monkeypatch):
+    pytest.importorskip("umap", reason="pip install -e '.[umap]'")
+    config = UMAPFeatures(
+        kind=FeatureKind.umap,
+        fit_on=FitOn.train,
+        seed=0,
+        n_components=3,
+        n_neighbors=10,
+        min_dist=0.0,
+        metric="euclidean",
+    )
+    first = features.represent(config, small)
+    assert first.splits.x_train.shape == (3000, 3) and first.splits.x_test.shape == (1000, 3)
+    monkeypatch.setenv(cache.ENV, "off")
+    second = features.represent(config, small)
+    np.testing.assert_array_equal(first.splits.x_test, second.splits.x_test)
+    np.testing.assert_array_equal(first.splits.x_train, second.splits.x_train)
+
+
+def test_umap_without_umap_learn_fails_in_one_line_before_any_run(monkeypatch):
+    from kmeans_exp.features import umap_embedding
+
+    monkeypatch.setattr(umap_embedding, "available", lambda: False)
+    with pytest.raises(ConfigError) as error:
+        kmeans_exp.run_experiment(kmeans_exp.compose(["features=umap"]))
+    assert str(error.value) == (
+        "features=umap: needs umap-learn, which is not installed (pip install -e '.[umap]')"
+    )
+
+
+def embeddings_file(path, **changes):
+    rng = np.random.default_rng(0)
+    arrays = {
+        "x_train": rng.normal(size=(600, 8)).astype(np.float32),
+        "y_train": rng.integers(0, 3, 600),
+        "x_test": rng.normal(size=(100, 8)).astype(np.float32),
+        "y_test": rng.integers(0, 3, 100),
+    }
+    np.savez(path, **{**arrays, **changes})
+    return path
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        (
+            {"x_test": np.zeros((100, 9), np.float32)},
+            "x_train rows have 8 columns but x_test rows 9",
+        ),
+        ({"x_train": np.full((600, 8), np.nan)}, "x_train holds non-finite values (NaN or inf)"),
+        ({"y_train": np.zeros(599, int)}, "600 train images but 599 train labels"),
+        ({"x_train": np.zeros((600, 2, 4))}, "x_train has shape (600, 2, 4)"),
+    ],
+    ids=["widths", "nan", "label-count", "not-rows"],
+)
+def test_bad_embedding_files_are_refused_in_one_line(tmp_path, changes, message):
+    path = embeddings_file(tmp_path / "emb.npz", **changes)
+    with pytest.raises(DataError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        data.read_embeddings(path)
+
+
+def test_precomputed_embeddings_are_clustered_with_their_own_labels(tmp_path):
+    path = embeddings_file(tmp_path / "emb.npz")
+    config = kmeans_exp.compose(
+        ["features=precomputed", f"features.path={path}", "data.validation_size=100", "k=3"]
+    )
+    result = kmeans_exp.run_experiment(config, steps=3, tracking={"enabled": False})
+    assert result.features.splits.x_train.shape == (500, 8)
+    assert result.model.cluster_centers_.shape == (3, 8)
+    assert 0.2 < result.metrics["test_accuracy"] < 0.6  # three random labels: chance is ~1/3
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["features=pca", "features.n_components=785"], "more components than the 784 input"),
+        (["features=pca", "features.n_components=0"], "features.n_components=0: expected an"),
+        (["features=autoencoder", "features.epochs=0"], "features.epochs=0: expected an integer"),
+        (["features=n2d", "features.umap_components=11"], "more components than the 10 code"),
+    ],
+)
+def test_bad_feature_settings_are_refused_before_any_run(tmp_path, overrides, message):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    with pytest.raises(ConfigError, match=message):
+        kmeans_exp.run_experiment(kmeans_exp.compose(overrides), tracking={"uri": uri})
+    assert not (tmp_path / "mlflow.db").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["pca", "autoencoder"])
+def test_the_served_model_takes_pixels_and_predicts_as_the_run(tmp_path, feature_cache, kind):
+    overrides = {
+        "pca": ["features=pca", "features.n_components=30"],
+        "autoencoder": ["features=autoencoder", "features.hidden=[64]", "features.epochs=1"],
+    }[kind]
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    config = kmeans_exp.compose([*overrides, "k=10", "steps=3"])
+    result = kmeans_exp.run_experiment(config, tracking={"uri": uri})
+    run = mlflow.MlflowClient(uri).get_run(result.run_id)
+    served = mlflow.pyfunc.load_model(run.data.tags["model_uri"])
+    mnist = result.features.splits
+    pixels = data.features(data.load_splits("bundled", None, "mnist", None, 5000).x_test)
+    in_process = result.evaluation.clusters.predict(result.model.predict(mnist.x_test))
+    np.testing.assert_array_equal(served.predict(pixels), in_process)
+    assert float(np.mean(in_process == mnist.y_test)) == result.metrics["test_accuracy"]
+    mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
+
+
+@pytest.fixture(scope="module")
+def small_idx(mnist_raw, tmp_path_factory):
+    """A 3,000 + 1,000 image IDX set cut from MNIST, for end-to-end runs that fit in seconds."""
+    directory = tmp_path_factory.mktemp("small_idx")
+    cut = dataclasses.replace(
+        mnist_raw,
+        train_images=mnist_raw.train_images[:3000],
+        train_labels=mnist_raw.train_labels[:3000],
+        test_images=mnist_raw.test_images[:1000],
+        test_labels=mnist_raw.test_labels[:1000],
+    )
+    for name, array in data.idx_members(cut).items():
+        (directory / name).write_bytes(data.idx_bytes(array))
+    return directory
+
+
+def cli_run(args: list[str], cwd, small_idx):
+    from conftest import client_for, run_cli
+
+    base = ["data.source=idx", f"data.path={small_idx}", "data.dataset=mnist3k"]
+    base += ["data.validation_size=500", "k=10", "steps=5", "tracking.log_model=false"]
+    result = run_cli([*base, *args], cwd, env={cache.ENV: str(cwd / "features")})
+    assert result.returncode == 0, result.stderr[-3000:]
+    client = client_for(cwd)
+    (run,) = client.search_runs([client.get_experiment_by_name("kmeans_exp").experiment_id])
+    return client, run, result
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "kind, args, widths_expected",
+    [
+        ("pca", ["features.n_components=20"], [20]),
+        ("umap", ["features.n_components=4", "features.n_neighbors=10"], [4]),
+        (
+            "n2d",
+            ["features.hidden=[64]", "features.epochs=2", "features.umap_components=4"],
+            [4, 10],
+        ),
+    ],
+)
+def test_cli_runs_on_features_log_their_params_metrics_and_figures(
+    tmp_path, small_idx, kind, args, widths_expected
+):
+    if kind != "pca":
+        pytest.importorskip("umap", reason="pip install -e '.[umap]'")
+    client, run, _ = cli_run([f"features={kind}", *args], tmp_path, small_idx)
+    params, metrics = run.data.params, run.data.metrics
+    assert params["features.kind"] == kind and params["features.fit_on"] == "train"
+    assert run.data.tags["kmeans_exp.features.cache"] == "miss"
+    assert metrics["features_seconds"] > 0
+    assert 0.3 < metrics["test_matched_accuracy"] <= 1.0 and 0.2 < metrics["test_nmi"] <= 1.0
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"embedding.png", "centroids.png", "confusion_matrix.png"} <= artifacts
+    if kind == "n2d":
+        losses = client.get_metric_history(run.info.run_id, "autoencoder_loss")
+        assert [m.step for m in losses] == [1, 2] and losses[1].value < losses[0].value
+    entries = [p for p in (tmp_path / "features").iterdir() if not p.name.startswith(".")]
+    widths = []
+    for entry in entries:
+        with np.load(entry / cache.SPLITS_FILE) as f:
+            assert f["x_test"].shape[0] == 1000
+            widths.append(f["x_test"].shape[1])
+    assert sorted(widths) == widths_expected  # n2d caches its autoencoder's codes on their own
