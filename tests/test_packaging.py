@@ -36,6 +36,16 @@ def test_performance_page_quotes_the_committed_benchmark_results():
     assert "docs/performance.md" in (ROOT / "README.md").read_text()
 
 
+def test_representation_numbers_are_the_committed_benchmark_results():
+    """docs/representations.md quotes ``benchmarks/results/representations.md`` whole; the
+    README carries its table."""
+    results = (ROOT / "benchmarks" / "results" / "representations.md").read_text()
+    assert results.startswith("Measured ") and "(AVX" in results.splitlines()[0]
+    assert results in (ROOT / "docs" / "representations.md").read_text()
+    table = "\n".join(line for line in results.splitlines() if line.startswith("|"))
+    assert table in (ROOT / "README.md").read_text()
+
+
 def test_readme_is_a_front_door_and_its_links_resolve():
     readme = (ROOT / "README.md").read_text()
     assert len(readme.splitlines()) <= 200

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from kmeans_exp import options
-from kmeans_exp.engine import batches, passes
+from kmeans_exp.engine import batches, passes, persistence
 from kmeans_exp.engine.initialization import initial_indices
 from kmeans_exp.engine.tf_runtime import tf
 from kmeans_exp.errors import ConfigError
@@ -298,42 +298,17 @@ class KMeans(tf.Module):
 
     def save(self, path: str | Path) -> Path:
         """Write the centres, counts, step and settings to an ``.npz`` file (``restore``)."""
-        path = Path(path)
-        np.savez(
-            path,
-            centers=self.cluster_centers_,
-            counts=self._counts.numpy(),
-            step=self._step.numpy(),
-            n_clusters=self.n_clusters,
-            distance_metric=self.distance_metric,
-            init=self.init,
-            use_mini_batch=self.use_mini_batch,
-            batch_size=-1 if self.batch_size is None else self.batch_size,
-            seed=self.seed,
-            n_init=self.n_init,
-            kmeans_plus_plus_num_retries=self.kmeans_plus_plus_num_retries,
-        )
-        return path if path.suffix == ".npz" else path.with_suffix(path.suffix + ".npz")
+        return persistence.save(self, Path(path))
 
     @classmethod
     def restore(cls, path: str | Path) -> KMeans:
         """A model rebuilt from ``save``'s file: it predicts, and ``fit(resume=True)`` trains
         it further from where it stopped (centres, counts and step)."""
-        with np.load(path, allow_pickle=False) as f:
-            batch_size = int(f["batch_size"])
-            model = cls(
-                int(f["n_clusters"]),
-                distance_metric=str(f["distance_metric"]),
-                init=str(f["init"]),
-                use_mini_batch=bool(f["use_mini_batch"]),
-                batch_size=None if batch_size < 0 else batch_size,
-                seed=int(f["seed"]),
-                n_init=int(f["n_init"]) if "n_init" in f.files else 1,
-                kmeans_plus_plus_num_retries=int(f["kmeans_plus_plus_num_retries"]),
-            )
-            model._centers = tf.Variable(f["centers"], trainable=False, name="centers")
-            model._counts = tf.Variable(f["counts"], trainable=False, name="counts")
-            model._step.assign(int(f["step"]))
+        settings, centers, counts, step = persistence.load(Path(path))
+        model = cls(**settings)
+        model._centers = tf.Variable(centers, trainable=False, name="centers")
+        model._counts = tf.Variable(counts, trainable=False, name="counts")
+        model._step.assign(step)
         return model
 
     # ------------------------------------------------------------------ internals
