@@ -5,9 +5,10 @@
     python -m kmeans_exp.report --experiment other --tracking-uri http://127.0.0.1:5000
 
 One row per job, or one per group of seeds when ``seed`` was swept (mean ± std over the seeds),
-with the swept values, validation and test accuracy, NMI when logged, inertia, training time,
-status and run id; the best row is marked (the highest ``optimized_metric`` the sweep ran with,
-validation accuracy unless set otherwise; for groups, the highest mean). The store is
+with the swept values, validation and test accuracy, NMI, matched accuracy and ARI when logged,
+inertia, training time, status and run id; the best row is marked (the highest
+``optimized_metric`` the sweep ran with, validation accuracy unless set otherwise; for groups,
+the highest mean). The store is
 ``--tracking-uri``, else ``MLFLOW_TRACKING_URI``, else ``sqlite:///mlflow.db`` here, as for runs.
 """
 
@@ -25,7 +26,16 @@ from kmeans_exp import summary, tracking
 from kmeans_exp.errors import KMeansExpError, TrackingError
 
 FORMATS = ("table", "markdown", "csv", "json")
-JOB_COLUMNS = ("val_accuracy", "test_accuracy", "val_nmi", "test_nmi", "inertia", "train_seconds")
+JOB_COLUMNS = (
+    "val_accuracy",
+    "test_accuracy",
+    "val_nmi",
+    "test_nmi",
+    "test_matched_accuracy",
+    "test_ari",
+    "inertia",
+    "train_seconds",
+)
 
 
 def job_table(rows: list[dict], keys: list[str], score: str) -> list[dict]:

@@ -81,3 +81,11 @@ def test_silhouette_uses_the_run_metric_on_a_seeded_sample():
         x, labels, "cosine", 3
     )
     assert np.isnan(evaluate.silhouette(x, np.zeros(120, dtype=int), "cosine", 0))  # one cluster
+
+
+def test_cluster_means_are_each_clusters_mean_row_and_pixels_read_as_value_over_255():
+    x = np.array([[0.0, 2.0], [2.0, 2.0], [4.0, 4.0]], np.float32)
+    means = evaluate.cluster_means(x, np.array([0, 0, 2]), 3)
+    assert means.tolist() == [[1.0, 2.0], [0.0, 0.0], [4.0, 4.0]]  # cluster 1 is empty
+    pixels = np.array([[255, 0], [0, 0]], np.uint8)
+    assert evaluate.cluster_means(pixels, np.array([0, 0]), 1).tolist() == [[0.5, 0.0]]
