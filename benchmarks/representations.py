@@ -33,7 +33,7 @@ PUBLISHED = {  # all 70,000 images, Hungarian-matched ACC / NMI (DEC-keras READM
     "n2d": "0.979 / – (N2D, 1000 epochs)",
     "umap": "ARI 0.924 (UMAP + HDBSCAN, umap-learn docs)",
 }
-TARGETS = {"pca": None, "umap": 0.80, "autoencoder": 0.80, "n2d": 0.95}
+TARGETS = {"umap": 0.80, "autoencoder": 0.80, "n2d": 0.95}  # pca: >= raw
 
 
 def machine() -> str:
@@ -155,13 +155,16 @@ def report(results: dict) -> str:
         "| published (70k images) |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for group in results["groups"]:
+    for group in sorted(results["groups"], key=lambda g: KINDS.index(g["features"])):
         kind = group["features"]
         cells = [
             f"{group[f'{m}_mean']:.3f} ± {group[f'{m}_std'] or 0:.3f}"
             for m in ("test_matched_accuracy", "test_nmi", "test_ari")
         ]
         target = TARGETS.get(kind)
+        if kind == "pca":  # its target is the pixels' own accuracy
+            raw = next(g for g in results["groups"] if g["features"] == "raw")
+            target = raw["test_matched_accuracy_mean"]
         met = ""
         if target is not None:
             met_or_not = "met" if group["test_matched_accuracy_mean"] >= target else "NOT met"

@@ -89,11 +89,15 @@ def test_value_checks_name_the_key(override, message):
 
 def test_check_against_data():
     exp = config.to_experiment_config(composed("k=100", "batch_size=60"))
-    exp.check_against_data(100)
+    exp.check_against_data(100, 784)
     with pytest.raises(ConfigError, match="k=100: more clusters than the 99 training rows"):
-        exp.check_against_data(99)
+        exp.check_against_data(99, 784)
     with pytest.raises(ConfigError, match="batch_size=60: larger than the 59 training rows"):
-        config.to_experiment_config(composed("k=3", "batch_size=60")).check_against_data(59)
+        config.to_experiment_config(composed("k=3", "batch_size=60")).check_against_data(59, 784)
+    pca = config.to_experiment_config(composed("features=pca", "features.n_components=30"))
+    pca.check_against_data(100, 30)
+    with pytest.raises(ConfigError, match="n_components=30: more components than the 29 input"):
+        pca.check_against_data(100, 29)
 
 
 @pytest.mark.parametrize(
