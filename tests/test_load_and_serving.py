@@ -1,4 +1,4 @@
-"""Load (20 parallel jobs: SQLite, a tracking server, one on PostgreSQL) and model serving."""
+"""Load (10 sweep jobs, 2 at a time: SQLite, a tracking server, PostgreSQL) and serving."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from kmeans_exp import data
 
 pytestmark = pytest.mark.slow
 
-JOBS = 20
+JOBS = 10
 STEPS = 3
 SWEEP = [
     "-m",
@@ -30,7 +30,7 @@ SWEEP = [
 ]
 
 
-def check_twenty_children(client) -> None:
+def check_children_of_the_sweep(client) -> None:
     experiment = client.get_experiment_by_name("kmeans_exp")
     runs = client.search_runs([experiment.experiment_id], max_results=1000)
     parent, children = sweep_runs(runs)
@@ -43,20 +43,20 @@ def check_twenty_children(client) -> None:
     assert parent.data.metrics["jobs"] == JOBS
 
 
-def test_twenty_parallel_jobs_on_a_fresh_sqlite_store(tmp_path):
+def test_parallel_jobs_on_a_fresh_sqlite_store(tmp_path):
     result = run_cli(SWEEP, tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
-    check_twenty_children(client_for(tmp_path))
+    check_children_of_the_sweep(client_for(tmp_path))
     with sqlite3.connect(tmp_path / "mlflow.db") as db:
         (rows,) = db.execute("SELECT COUNT(*) FROM metrics WHERE key = 'avg_distance'").fetchone()
     assert rows == JOBS * STEPS
 
 
-def test_twenty_parallel_jobs_against_a_tracking_server(tmp_path):
+def test_parallel_jobs_against_a_tracking_server(tmp_path):
     with tracking_server(tmp_path) as url:
         result = run_cli(SWEEP, tmp_path, env={"MLFLOW_TRACKING_URI": url})
         assert result.returncode == 0, result.stderr[-3000:]
-        check_twenty_children(mlflow.MlflowClient(url))
+        check_children_of_the_sweep(mlflow.MlflowClient(url))
     assert not (tmp_path / "mlflow.db").exists()  # everything went to the server
 
 
@@ -64,13 +64,13 @@ def test_twenty_parallel_jobs_against_a_tracking_server(tmp_path):
     os.geteuid() != 0 or not PG_BIN.is_dir(),
     reason="needs root (runuser) and Debian's postgresql (.ci/run installs it)",
 )
-def test_twenty_parallel_jobs_against_a_postgresql_backed_server(tmp_path):
+def test_parallel_jobs_against_a_postgresql_backed_server(tmp_path):
     """The README's cluster recipe, for real: mlflow server on PostgreSQL, a joblib sweep."""
     psycopg = pytest.importorskip("psycopg", reason="pip install -e '.[postgres]'")
     with postgres_database() as database, tracking_server(tmp_path, database) as url:
         result = run_cli(SWEEP, tmp_path, env={"MLFLOW_TRACKING_URI": url})
         assert result.returncode == 0, result.stderr[-3000:]
-        check_twenty_children(mlflow.MlflowClient(url))
+        check_children_of_the_sweep(mlflow.MlflowClient(url))
         with psycopg.connect(database) as db:  # the rows really are in PostgreSQL
             query = "SELECT COUNT(*) FROM metrics WHERE key = 'avg_distance'"
             assert db.execute(query).fetchone()[0] == JOBS * STEPS

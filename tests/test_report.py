@@ -10,7 +10,7 @@ import mlflow
 import pytest
 from conftest import run_cli
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("report")]  # one sweep, one worker
 
 
 def report(args: list[str], cwd, env: dict[str, str] | None = None):
