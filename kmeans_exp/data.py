@@ -216,10 +216,10 @@ def read_idx_dir(directory: Path, name: str) -> RawDataset:
     )
 
 
-def read_npz(path: Path, name: str, source: str = "npz") -> RawDataset:
-    """Load a Keras-format archive: x_train, y_train, x_test, y_test (no pickled objects)."""
+def _npz_arrays(path: Path, missing_file: str) -> dict[str, np.ndarray]:
+    """x_train, y_train, x_test and y_test from an ``.npz`` (no pickled objects)."""
     if not path.is_file():
-        raise DataError(f"{path}: no such file (expected a Keras-format mnist.npz)")
+        raise DataError(missing_file)
     try:
         with np.load(path, allow_pickle=False) as archive:
             missing = [key for key in NPZ_KEYS if key not in archive.files]
@@ -227,11 +227,16 @@ def read_npz(path: Path, name: str, source: str = "npz") -> RawDataset:
                 raise DataError(
                     f"{path}: missing arrays {missing}, expected {list(NPZ_KEYS)} (Keras format)"
                 )
-            arrays = {key: archive[key] for key in NPZ_KEYS}
+            return {key: archive[key] for key in NPZ_KEYS}
     except DataError:
         raise
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
         raise DataError(f"{path}: not a readable .npz archive ({e})") from None
+
+
+def read_npz(path: Path, name: str, source: str = "npz") -> RawDataset:
+    """Load a Keras-format archive: x_train, y_train, x_test, y_test (no pickled objects)."""
+    arrays = _npz_arrays(path, f"{path}: no such file (expected a Keras-format mnist.npz)")
     for key in ("x_train", "x_test"):
         arrays[key] = aligned(_as_uint8_images(path, key, arrays[key]))
     for key in ("y_train", "y_test"):
@@ -272,7 +277,7 @@ def _as_labels(path: Path, key: str, array: np.ndarray) -> np.ndarray:
 
 def download(url: str, path: Path, timeout_s: float = 60.0) -> Path:
     """Fetch Keras' MNIST archive to ``path`` atomically, unless a verified copy is there."""
-    if path.is_file() and _sha256_file(path) == KERAS_MNIST_NPZ_SHA256:
+    if path.is_file() and sha256_file(path) == KERAS_MNIST_NPZ_SHA256:
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
@@ -280,7 +285,7 @@ def download(url: str, path: Path, timeout_s: float = 60.0) -> Path:
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout_s) as resp:
             while chunk := resp.read(1 << 20):
                 out.write(chunk)
-        digest = _sha256_file(Path(tmp_name))
+        digest = sha256_file(Path(tmp_name))
         if digest != KERAS_MNIST_NPZ_SHA256:
             raise DataError(
                 f"{url}: downloaded file has sha256 {digest}, expected {KERAS_MNIST_NPZ_SHA256} "
@@ -295,7 +300,8 @@ def download(url: str, path: Path, timeout_s: float = 60.0) -> Path:
     return path
 
 
-def _sha256_file(path: Path) -> str:
+def sha256_file(path: Path) -> str:
+    """The sha256 of a file, read in 1 MB pieces."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while chunk := f.read(1 << 20):
@@ -401,18 +407,8 @@ def features(pixels: np.ndarray) -> np.ndarray:
 def read_embeddings(path: Path) -> RawDataset:
     """Float embeddings made elsewhere: an ``.npz`` with x_train (n, d), y_train, x_test (m, d)
     and y_test, the names of a Keras-format image archive. Checked like the image sources."""
-    if not path.is_file():
-        raise DataError(f"features.path={path}: no such file (expected an .npz of embeddings)")
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            missing = [key for key in NPZ_KEYS if key not in archive.files]
-            if missing:
-                raise DataError(f"{path}: missing arrays {missing}, expected {list(NPZ_KEYS)}")
-            arrays = {key: archive[key] for key in NPZ_KEYS}
-    except DataError:
-        raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
-        raise DataError(f"{path}: not a readable .npz archive ({e})") from None
+    missing_file = f"features.path={path}: no such file (expected an .npz of embeddings)"
+    arrays = _npz_arrays(path, missing_file)
     for key in ("x_train", "x_test"):
         x = arrays[key]
         if x.ndim != 2 or not np.issubdtype(x.dtype, np.number):

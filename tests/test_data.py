@@ -215,7 +215,7 @@ def test_download_is_verified_and_atomic(tmp_path, monkeypatch):
     with pytest.raises(DataError, match="downloaded file has sha256"):
         data.download(served.as_uri(), target)
     assert not target.exists() and not list(target.parent.glob("*.part"))
-    monkeypatch.setattr(data, "KERAS_MNIST_NPZ_SHA256", data._sha256_file(served))
+    monkeypatch.setattr(data, "KERAS_MNIST_NPZ_SHA256", data.sha256_file(served))
     assert data.download(served.as_uri(), target) == target
     assert target.read_bytes() == served.read_bytes()
     with pytest.raises(DataError, match="download failed"):

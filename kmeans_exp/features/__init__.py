@@ -91,21 +91,21 @@ def represent(config: FeaturesConfig, splits: data.Splits) -> Representation:
 
 def _fit(config: FeaturesConfig, splits: data.Splits) -> cache.Entry:
     start = time.perf_counter()
-    parts = [data.as_floats(x) for x in (splits.x_train, splits.x_val, splits.x_test)]
-    history: dict[str, list[float]] = {}
     if config.kind is FeatureKind.n2d:
         codes = represent(_autoencoder_part(config), splits)  # cached on its own: reused
-        parts, steps, history = list(_split_of(codes.splits)), list(codes.steps), codes.history
         umap_step, parts = _fit_umap(
             config,
-            parts,
+            list(_split_of(codes.splits)),
             config.umap_components,
             config.umap_neighbors,
             config.umap_min_dist,
             config.umap_metric,
         )
-        steps.append(umap_step)
-    elif config.kind is FeatureKind.umap:
+        steps = [*codes.steps, umap_step]
+        return cache.Entry(*parts, steps, codes.history, time.perf_counter() - start)
+    parts = [data.as_floats(x) for x in _split_of(splits)]
+    history: dict[str, list[float]] = {}
+    if config.kind is FeatureKind.umap:
         umap_step, parts = _fit_umap(
             config, parts, config.n_components, config.n_neighbors, config.min_dist, config.metric
         )

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kmeans_exp.data import sha256_file
 from kmeans_exp.features import served_steps
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,7 @@ def load(name: str) -> Entry | None:
     try:
         manifest = json.loads((path / MANIFEST).read_text())
         for file, digest in manifest["sha256"].items():
-            if _sha256(path / file) != digest:
+            if sha256_file(path / file) != digest:
                 raise ValueError(f"{file} does not match its manifest")
         with np.load(path / SPLITS_FILE, allow_pickle=False) as f:
             splits = [f[k] for k in ("x_train", "x_val", "x_test")]
@@ -98,7 +99,7 @@ def store(name: str, entry: Entry) -> None:
         served_steps.save(entry.steps, tmp / "steps")
         files = [p for p in tmp.rglob("*") if p.is_file()]
         manifest = {
-            "sha256": {str(p.relative_to(tmp)): _sha256(p) for p in files},
+            "sha256": {str(p.relative_to(tmp)): sha256_file(p) for p in files},
             "history": entry.history,
             "fit_seconds": entry.fit_seconds,
         }
@@ -108,11 +109,3 @@ def store(name: str, entry: Entry) -> None:
         pass  # the other job's entry is as good as ours, or the disk is full: not cached
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
