@@ -24,6 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from common import cpu_name
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 KINDS = ("raw", "pca", "umap", "autoencoder", "n2d")
@@ -37,14 +39,8 @@ TARGETS = {"umap": 0.80, "autoencoder": 0.80, "n2d": 0.95}  # pca: >= raw
 
 
 def machine() -> str:
-    """The CPU, its vector ISA (AVX-512 or AVX2) and core count, from /proc/cpuinfo."""
-    info = Path("/proc/cpuinfo").read_text()
-    model = next(
-        line.split(":", 1)[1].strip() for line in info.splitlines() if "model name" in line
-    )
-    flags = next(line for line in info.splitlines() if line.startswith("flags")).split()
-    isa = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
-    return f"{model} ({isa}, {os.cpu_count()} cores)"
+    """The CPU, its vector ISA (AVX-512 or AVX2) and core count."""
+    return f"{cpu_name()}, {os.cpu_count()} cores"
 
 
 def run_sweep(cwd: Path, env: dict[str, str]) -> float:
