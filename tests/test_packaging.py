@@ -109,8 +109,8 @@ def test_each_layer_loads_only_what_it_needs(modules, absent):
 
 @pytest.mark.slow
 def test_a_raw_run_loads_no_representation_library(tmp_path):
-    """umap-learn (and numba, its compiler) load only for features=umap or n2d. (Keras loads
-    with TensorFlow itself: ``import tensorflow`` imports it, whatever we do.)"""
+    """umap-learn (and numba, its compiler) load only for features=umap or n2d, Keras only for
+    the autoencoder (``import tensorflow`` would import it: ``tf_runtime`` hides it)."""
     code = (
         "import json, sys, kmeans_exp\n"
         "kmeans_exp.run_experiment(k=5, steps=1, tracking={'enabled': False})\n"
@@ -119,7 +119,19 @@ def test_a_raw_run_loads_no_representation_library(tmp_path):
     result = run_python(code, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     loaded = set(json.loads(result.stdout.splitlines()[-1]))
-    assert not loaded & {"umap", "numba", "pynndescent"}
+    assert not loaded & {"umap", "numba", "pynndescent", "keras"}
+
+
+def test_keras_imports_as_usual_after_the_engine():
+    code = (
+        "import kmeans_exp.engine, keras\n"
+        "from kmeans_exp.engine.tf_runtime import tf\n"
+        "layer = tf.keras.layers.Dense(2)\n"
+        "print(type(layer).__module__, keras.backend.backend())\n"
+    )
+    result = run_python(code)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["keras.src.layers.core.dense", "tensorflow"]
 
 
 def test_tensorflow_start_up_noise_does_not_reach_the_console():

@@ -36,9 +36,11 @@ def fit(
     (``benchmarks/representations.py`` measures both). ``on_epoch_end(epoch, encoder)`` sees
     the encoder after each epoch (1-based), for learning curves.
     """
+    # isort: off
+    from kmeans_exp.engine.tf_runtime import tf  # first: TensorFlow quietly, as the engine does
     import keras
 
-    from kmeans_exp.engine.tf_runtime import tf  # quietly, as the engine imports it
+    # isort: on
 
     keras.utils.set_random_seed(seed)
     width = x.shape[1]
