@@ -219,6 +219,7 @@ def main() -> None:
     }
     if not args.quick:
         result["sweep"] = probes.sweep_overhead([10, 25, 50, 100])
+        result["k_selection"] = probes.k_selection()
         result["default_run"] = probes.default_run()
         result["sklearn_mlflow_script"] = probes.sklearn_mlflow_script()
         result["startup"] = probes.startup_breakdown()

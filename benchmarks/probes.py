@@ -252,6 +252,80 @@ def sklearn_mlflow_script() -> dict:
     return result
 
 
+# The k_selection preset's study as a plain loop: the same 18 fits (scikit-learn's KMeans,
+# k-means++, 15 Lloyd iterations, tol=0, normalised rows as the cosine runs see them), the same
+# scores (inertia; validation accuracy and NMI; test accuracy, NMI, ARI, AMI, matched accuracy;
+# silhouette of 2,000 training rows) and one MLflow child run per fit under a parent, in one
+# process.
+SKLEARN_K_SELECTION_LOOP = r"""
+import sys, mlflow, numpy as np
+from scipy.optimize import linear_sum_assignment
+from sklearn import metrics
+from sklearn.cluster import KMeans
+from kmeans_exp.data import bundled_path
+with np.load(bundled_path()) as f:
+    x_train, y_train, x_test, y_test = (f[k] for k in ("x_train", "y_train", "x_test", "y_test"))
+def normalised(images):
+    x = images.reshape(len(images), -1).astype(np.float32) / 255
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+x_val, y_val = normalised(x_train[:5000]), y_train[:5000]
+x, y = normalised(x_train[5000:]), y_train[5000:]
+x_test = normalised(x_test)
+def matched(y_true, idx):
+    table = metrics.confusion_matrix(y_true, idx)
+    rows, cols = linear_sum_assignment(-table)
+    return table[rows, cols].sum() / len(y_true)
+mlflow.set_tracking_uri(sys.argv[1])
+with mlflow.start_run(run_name="k_selection"):
+    for k in (5, 10, 15, 25, 50, 100):
+        for seed in (0, 1, 2):
+            with mlflow.start_run(run_name=f"k={k},seed={seed}", nested=True):
+                params = dict(n_clusters=k, init="k-means++", n_init=1, max_iter=15,
+                              random_state=seed)
+                mlflow.log_params(params)
+                model = KMeans(algorithm="lloyd", tol=0, **params).fit(x)
+                majority = np.array([np.bincount(y[model.labels_ == j], minlength=10).argmax()
+                                     for j in range(k)])
+                val_idx, test_idx = model.predict(x_val), model.predict(x_test)
+                sample = np.random.default_rng(seed).choice(len(x), 2000, replace=False)
+                mlflow.log_metrics({
+                    "inertia": float(model.inertia_),
+                    "val_accuracy": float(np.mean(majority[val_idx] == y_val)),
+                    "val_nmi": metrics.normalized_mutual_info_score(y_val, val_idx),
+                    "test_accuracy": float(np.mean(majority[test_idx] == y_test)),
+                    "test_nmi": metrics.normalized_mutual_info_score(y_test, test_idx),
+                    "test_ari": metrics.adjusted_rand_score(y_test, test_idx),
+                    "test_ami": metrics.adjusted_mutual_info_score(y_test, test_idx),
+                    "test_matched_accuracy": matched(y_test, test_idx),
+                    "silhouette": metrics.silhouette_score(
+                        x[sample], model.labels_[sample], metric="cosine"),
+                })
+"""
+
+
+def k_selection() -> dict:
+    """``-m experiments=k_selection`` (18 sequential jobs) against the same study as a plain
+    scikit-learn + MLflow loop in one process, each on a fresh store, with the time the
+    study's runs spent training and evaluating."""
+    result = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        ours, peer = Path(tmp) / "ours", Path(tmp) / "peer"
+        ours.mkdir()
+        peer.mkdir()
+        result["ours_wall_s"], _ = run_cli(["-m", "experiments=k_selection"], ours)
+        client, _ = _newest_run(ours)
+        runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
+        children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+        result["jobs"] = len(children)
+        result["ours_train_eval_s"] = sum(
+            r.data.metrics["train_seconds"] + r.data.metrics["eval_seconds"] for r in children
+        )
+        store = f"sqlite:///{peer}/mlflow.db"
+        result["sklearn_loop_wall_s"], _ = run_python(SKLEARN_K_SELECTION_LOOP, [store], peer)
+    result["ratio"] = result["ours_wall_s"] / result["sklearn_loop_wall_s"]
+    return result
+
+
 def _write_noisy_copies(directory: Path, copies: int, seed: int = 0) -> None:
     """An MNIST-like IDX set of ``copies`` x 60,000 training images: each copy of the bundled
     images plus uniform noise in [-8, 8], clipped to 0..255; the bundled test images as test."""

@@ -94,6 +94,15 @@ def markdown(report: dict) -> str:
             f"{sw['overhead_per_job_s']:.2f} s (from the command; "
             f"{sw['overhead_per_job_inside_sweep_s']:.2f} s inside the parent run).",
         ]
+    if "k_selection" in report:
+        ks = report["k_selection"]
+        lines += [
+            "",
+            f"`-m experiments=k_selection` ({ks['jobs']} sequential jobs): "
+            f"{ks['ours_wall_s']:.1f} s wall, {ks['ours_train_eval_s']:.1f} s of train+eval; "
+            "the same study as a scikit-learn + MLflow loop in one process: "
+            f"{ks['sklearn_loop_wall_s']:.1f} s ({ks['ratio']:.2f}x).",
+        ]
     if "default_run" in report:
         cold, warm = report["default_run"]["cold"], report["default_run"]["warm"]
         script = report["sklearn_mlflow_script"]

@@ -127,6 +127,13 @@ TARGETS = (
         unit=" s",
     ),
     Target(
+        "-m experiments=k_selection wall / the same study as a scikit-learn + MLflow loop",
+        lambda r: r["k_selection"]["ratio"],
+        0.6,
+        at_most=True,
+        unit="x",
+    ),
+    Target(
         "default python -m kmeans_exp peak memory (max RSS)",
         lambda r: max(run["max_rss_mb"] for run in r["default_run"].values()),
         1024,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 
+from hydra._internal.config_loader_impl import ConfigLoaderImpl
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import IntervalSweep, Override
@@ -66,13 +67,36 @@ def _values_to_try(override: Override) -> list[str]:
 
 def check_jobs(config: DictConfig) -> None:
     """Compose every job override list like a job's config; raise ``ConfigError`` at the first
-    bad one. Checks that need the data (k larger than the training set) stay in the job."""
+    bad one. Checks that need the data (k larger than the training set) stay in the job.
+
+    The fixed overrides are composed once. A job whose swept override sets a plain value
+    (``k=25``, ``+x=1``) gets a copy of that config with the override applied as Hydra applies
+    value overrides after composing; one that picks a config group (``features=pca``) is
+    composed whole. Each composition costs ~0.2 s; a copy and an update, milliseconds.
+    """
     loader = GlobalHydra.instance().config_loader()
-    for job in job_overrides(config):
-        try:
-            cfg = copy.deepcopy(loader.load_sweep_config(config, job))
+    parser = OverridesParser.create()
+    composed: dict[tuple[str, ...], DictConfig] = {}
+
+    def compose(overrides: list[str]) -> DictConfig:
+        key = tuple(overrides)
+        if key not in composed:
+            cfg = loader.load_sweep_config(config, overrides)
             with read_write(cfg), open_dict(cfg):
                 del cfg["hydra"]
+            composed[key] = cfg
+        return composed[key]
+
+    for job in job_overrides(config):
+        try:
+            *fixed, last = job or [""]
+            swept = parser.parse_override(last) if last else None
+            if swept is None or loader.repository.group_exists(swept.key_or_group):
+                cfg = copy.deepcopy(compose(job))
+            else:
+                cfg = copy.deepcopy(compose(fixed))
+                with read_write(cfg), open_dict(cfg):
+                    ConfigLoaderImpl._apply_overrides_to_config([swept], cfg)
             to_experiment_config(cfg)
         except (HydraException, OmegaConfBaseException) as e:
             raise ConfigError(first_line(e, causes=True)) from None
