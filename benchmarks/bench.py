@@ -3,6 +3,8 @@
     pip install -e '.[bench]'
     python benchmarks/bench.py                # the full run (~6 minutes here), tables + JSON
     python benchmarks/bench.py --quick        # a smoke run on small data (what the tests run)
+    KMEANS_BENCH_ISA=avx2 python benchmarks/bench.py --engine-only --out benchmarks/results/avx2
+                                              # an AVX-512 host run as AVX2, the engine parts
 
 The parts: ``common`` (threads, data), ``peers`` (faiss-cpu, scikit-learn, TF's legacy op),
 ``probes`` (this engine and the command line), ``targets`` (the bounds, one table) and
@@ -187,6 +189,9 @@ def mini_batch(bench: BenchData, init: np.ndarray, repeats: int, quick: bool) ->
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small data, few repeats (smoke)")
+    parser.add_argument(
+        "--engine-only", action="store_true", help="no command-line probes (sweeps, start-up)"
+    )
     parser.add_argument("--iters", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -209,15 +214,16 @@ def main() -> None:
         "tutorial": tutorial(bench, init, 3 if args.quick else 50),
         "full_batch": full_batch(bench, init, iters, repeats, args.quick),
         "full_batch_by_k": full_batch_by_k(
-            bench, [50] if args.quick else [100, 400], iters if args.quick else 10, 3
+            bench, [50] if args.quick else [10, 100, 400], iters if args.quick else 10, 3
         ),
+        "pass_parts": probes.pass_parts(bench, repeats),
         "mini_batch": mini_batch(bench, init, repeats, args.quick),
         "scaling_ks": ks,
         "scaling_ns": ns,
         "scaling": probes.scaling(bench.pixels, ks, ns, 2 if args.quick else 5),
         "metrics_cost": probes.metrics_cost(bench, repeats),
     }
-    if not args.quick:
+    if not (args.quick or args.engine_only):
         result["sweep"] = probes.sweep_overhead([10, 25, 50, 100])
         result["k_selection"] = probes.k_selection()
         result["default_run"] = probes.default_run()

@@ -15,6 +15,13 @@ THREADS = int(os.environ.get("KMEANS_BENCH_THREADS", "2"))
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, str(THREADS))
 
+# KMEANS_BENCH_ISA=avx2 on an AVX-512 host: XLA builds its programs for AVX2 and the peers'
+# OpenBLAS uses its Haswell (AVX2) kernels, so one machine measures both profiles.
+AVX2_PROFILE = os.environ.get("KMEANS_BENCH_ISA", "").lower() == "avx2"
+if AVX2_PROFILE:
+    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_cpu_max_isa=AVX2".strip()
+    os.environ.setdefault("OPENBLAS_CORETYPE", "Haswell")
+
 import numpy as np  # noqa: E402
 
 K = 25
@@ -81,6 +88,8 @@ def cpu_name() -> str:
     model = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name")), "")
     flags = next((ln.split() for ln in lines if ln.startswith("flags")), [])
     isa = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
+    if AVX2_PROFILE:
+        isa += ", run as AVX2: XLA_FLAGS=--xla_cpu_max_isa=AVX2, OPENBLAS_CORETYPE=Haswell"
     return f"{model or platform.machine()} ({isa})"
 
 

@@ -28,6 +28,38 @@ def ours_full_batch(x: np.ndarray, metric: str, iters: int, repeats: int, k: int
     return {"per_iter_s": median_spread(per_iter), "model": model}
 
 
+def pass_parts(bench: BenchData, repeats: int) -> dict:
+    """The whole-set cosine pass at k=25 against its two limits, each compiled by XLA: the
+    product alone (centres times every float32 row, with the max over centres so that nothing
+    large is written) and streaming the float32 set once (a column sum)."""
+    from kmeans_exp.engine.tf_runtime import tf
+
+    x = tf.constant(bench.xn)
+    centers = tf.constant(bench.xn[np.random.default_rng(0).integers(0, len(bench.xn), K)])
+    product = tf.function(
+        lambda c, x: tf.reduce_max(tf.matmul(c, x, transpose_b=True), axis=0), jit_compile=True
+    )
+    stream = tf.function(lambda x: tf.reduce_sum(x, axis=0), jit_compile=True)
+
+    def timed(fn, *args) -> float:
+        fn(*args).numpy()  # compile
+        samples = []
+        for _ in range(repeats * 4):
+            start = time.perf_counter()
+            fn(*args).numpy()
+            samples.append(time.perf_counter() - start)
+        return median_spread(samples)["median"]
+
+    whole = ours_full_batch(bench.pixels, "cosine", 10, repeats)["per_iter_s"]["median"]
+    product_s, stream_s = timed(product, centers, x), timed(stream, x)
+    return {
+        "pass_s": whole,
+        "product_s": product_s,
+        "stream_s": stream_s,
+        "rest_over_stream": (whole - product_s) / stream_s,
+    }
+
+
 def ours_mini_batch(x: np.ndarray, metric: str, batch: int, steps: int, repeats: int) -> dict:
     from kmeans_exp.engine import KMeans
 

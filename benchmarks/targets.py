@@ -90,8 +90,15 @@ TARGETS = (
             at_most=True,
             unit="x",
         )
-        for k in (100, 400)
+        for k in (10, 100, 400)
         for metric in ("cosine", "squared_euclidean")
+    ),
+    Target(
+        "whole-set pass (cosine, k=25) minus its product / streaming the float32 set once",
+        lambda r: r["pass_parts"]["rest_over_stream"],
+        1.5,
+        at_most=True,
+        unit="x",
     ),
     Target(
         "default run train_seconds (init, compile, 15 steps, final assignment), cached programs",

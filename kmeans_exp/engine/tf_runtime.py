@@ -46,13 +46,15 @@ def xla_cache_dir() -> Path | None:
 
 
 def _cpu_id() -> str:
-    """A short fingerprint of this CPU's model and instruction-set flags."""
+    """A short fingerprint of this CPU's model and instruction-set flags, and of ``XLA_FLAGS``
+    (``--xla_cpu_max_isa=AVX2`` builds other programs for the same CPU)."""
     try:
         lines = Path("/proc/cpuinfo").read_text().splitlines()
         wanted = [line for line in lines if line.startswith(("model name", "flags"))][:2]
         described = "\n".join(wanted)
     except OSError:
         described = f"{platform.machine()} {platform.processor()}"
+    described += "\n" + os.environ.get("XLA_FLAGS", "")
     return hashlib.sha256(described.encode()).hexdigest()[:12]
 
 
