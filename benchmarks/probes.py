@@ -29,17 +29,28 @@ def ours_full_batch(x: np.ndarray, metric: str, iters: int, repeats: int, k: int
 
 
 def pass_parts(bench: BenchData, repeats: int) -> dict:
-    """The whole-set cosine pass at k=25 against its two limits, each compiled by XLA: the
-    product alone (centres times every float32 row, with the max over centres so that nothing
-    large is written) and streaming the float32 set once (a column sum)."""
+    """The whole-set cosine pass at k=25 against its two limits, each compiled by XLA over the
+    float32 set in the pass's own chunks: the product alone (centres times rows, with the max
+    over centres so that nothing large is written) and streaming the rows once (a column sum)."""
+    from kmeans_exp.engine import passes
     from kmeans_exp.engine.tf_runtime import tf
 
     x = tf.constant(bench.xn)
     centers = tf.constant(bench.xn[np.random.default_rng(0).integers(0, len(bench.xn), K)])
-    product = tf.function(
-        lambda c, x: tf.reduce_max(tf.matmul(c, x, transpose_b=True), axis=0), jit_compile=True
+
+    def over_chunks(part_fn):
+        def fold(*args):
+            def body(start, size, carry):
+                return (carry[0] + part_fn(passes.chunk(args[-1], start, size), *args[:-1]),)
+
+            return passes.fold_rows(x.shape[0], body, (tf.constant(0.0),))[0]
+
+        return tf.function(fold, jit_compile=True, autograph=False)
+
+    product = over_chunks(
+        lambda rows, c: tf.reduce_sum(tf.reduce_max(tf.matmul(c, rows, transpose_b=True), 0))
     )
-    stream = tf.function(lambda x: tf.reduce_sum(x, axis=0), jit_compile=True)
+    stream = over_chunks(lambda rows: tf.reduce_sum(tf.reduce_sum(rows, axis=0)))
 
     def timed(fn, *args) -> float:
         fn(*args).numpy()  # compile

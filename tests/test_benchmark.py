@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -62,11 +63,18 @@ def test_quick_benchmark_produces_consistent_tables_and_targets(tmp_path):
     for row in report["full_batch_by_k"]:  # larger k: ours over scikit-learn, same run
         assert row["ratio"] == pytest.approx(row["ours_s"] / row["sklearn_s"])
         name = f"full-batch {row['metric'].replace('_', ' ')} iteration, k={row['k']}"
-        assert not any(t.startswith(name) for t in targets)  # bounds are for k=100 and 400
+        assert not any(t.startswith(name) for t in targets)  # bounds: k = 10, 25, 100, 400
     assert {(r["k"], r["metric"]) for r in report["full_batch_by_k"]} == {
         (50, "cosine"),
         (50, "squared_euclidean"),
     }
+
+    parts = report["pass_parts"]
+    assert min(parts["pass_s"], parts["product_s"], parts["stream_s"]) > 0
+    rest = next(t for name, t in targets.items() if name.startswith("whole-set pass"))
+    assert rest["value"] == pytest.approx(
+        (parts["pass_s"] - parts["product_s"]) / parts["stream_s"]
+    )
 
     table = (tmp_path / "latest-quick.md").read_text()
     assert "| this engine, cosine |" in table and "| target | measured | bound |" in table
@@ -89,3 +97,21 @@ def test_the_scale_probe_writes_an_idx_set_of_noisy_copies(tmp_path, mnist_raw):
         diff = copy.astype(np.int16) - mnist_raw.train_images
         assert np.abs(diff).max() == 8 and np.mean(diff != 0) > 0
     assert not np.array_equal(raw.train_images[:60_000], raw.train_images[60_000:])
+
+
+def test_the_avx2_profile_sets_xla_and_openblas_and_names_itself():
+    code = "import common, os; print(os.environ['XLA_FLAGS']); print(common.cpu_name())"
+    env = {**os.environ, "KMEANS_BENCH_ISA": "avx2", "XLA_FLAGS": "--xla_dump_to=/tmp/x"}
+    env.pop("OPENBLAS_CORETYPE", None)
+    done = subprocess.run(
+        [sys.executable, "-c", code + "; print(os.environ['OPENBLAS_CORETYPE'])"],
+        cwd=ROOT / "benchmarks",
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    flags, cpu, coretype = done.stdout.splitlines()
+    assert flags == "--xla_dump_to=/tmp/x --xla_cpu_max_isa=AVX2"
+    assert "run as AVX2" in cpu and coretype == "Haswell"
