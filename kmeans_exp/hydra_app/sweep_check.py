@@ -76,27 +76,26 @@ def check_jobs(config: DictConfig) -> None:
     """
     loader = GlobalHydra.instance().config_loader()
     parser = OverridesParser.create()
-    composed: dict[tuple[str, ...], DictConfig] = {}
-
-    def compose(overrides: list[str]) -> DictConfig:
-        key = tuple(overrides)
-        if key not in composed:
-            cfg = loader.load_sweep_config(config, overrides)
-            with read_write(cfg), open_dict(cfg):
-                del cfg["hydra"]
-            composed[key] = cfg
-        return composed[key]
-
+    base: DictConfig | None = None  # the fixed overrides, composed once
     for job in job_overrides(config):
         try:
-            *fixed, last = job or [""]
-            swept = parser.parse_override(last) if last else None
+            swept = parser.parse_override(job[-1]) if job else None
             if swept is None or loader.repository.group_exists(swept.key_or_group):
-                cfg = copy.deepcopy(compose(job))
+                cfg = _composed(config, job)
             else:
-                cfg = copy.deepcopy(compose(fixed))
-                with read_write(cfg), open_dict(cfg):
+                if base is None:
+                    base = _composed(config, job[:-1])
+                cfg = copy.deepcopy(base)
+                with read_write(cfg):  # struct mode kept: a new key needs its "+", as in Hydra
                     ConfigLoaderImpl._apply_overrides_to_config([swept], cfg)
             to_experiment_config(cfg)
         except (HydraException, OmegaConfBaseException) as e:
             raise ConfigError(first_line(e, causes=True)) from None
+
+
+def _composed(config: DictConfig, overrides: list[str]) -> DictConfig:
+    """The job config Hydra composes for ``overrides``, without its ``hydra`` node."""
+    cfg = GlobalHydra.instance().config_loader().load_sweep_config(config, overrides)
+    with read_write(cfg), open_dict(cfg):
+        del cfg["hydra"]
+    return cfg
