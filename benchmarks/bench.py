@@ -1,14 +1,14 @@
 """Side-by-side K-Means timings on the bundled MNIST: this engine against the peers users pick.
 
     pip install -e '.[bench]'
-    python benchmarks/bench.py                # the full run (~6 minutes here), tables + JSON
+    python benchmarks/bench.py                # the full run (~12 minutes here), tables + JSON
     python benchmarks/bench.py --quick        # a smoke run on small data (what the tests run)
     KMEANS_BENCH_ISA=avx2 python benchmarks/bench.py --engine-only --out benchmarks/results/avx2
                                               # an AVX-512 host run as AVX2, the engine parts
 
-The parts: ``common`` (threads, data), ``peers`` (faiss-cpu, scikit-learn, TF's legacy op),
-``probes`` (this engine and the command line), ``targets`` (the bounds, one table) and
-``report`` (Markdown and JSON in ``benchmarks/results/``). Warm-up (first call, compilation) is
+The parts: ``common`` (threads, data, the ISA profile), ``peers`` (faiss-cpu, scikit-learn,
+TF's legacy op), ``probes`` (this engine and the command line), ``targets`` (the bounds, one
+table) and ``report`` (Markdown and JSON in ``benchmarks/results/``). Warm-up (first call, compilation) is
 excluded from per-iteration times; every timing is the median of several repeats, with its spread.
 """
 
