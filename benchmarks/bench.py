@@ -8,8 +8,9 @@
 
 The parts: ``common`` (threads, data, the ISA profile), ``peers`` (faiss-cpu, scikit-learn,
 TF's legacy op), ``probes`` (this engine and the command line), ``targets`` (the bounds, one
-table) and ``report`` (Markdown and JSON in ``benchmarks/results/``). Warm-up (first call, compilation) is
-excluded from per-iteration times; every timing is the median of several repeats, with its spread.
+table) and ``report`` (Markdown and JSON in ``benchmarks/results/``). Warm-up (first call,
+compilation) is excluded from per-iteration times; timings are medians of several repeats with
+their spread, except the alternating rounds against scikit-learn (each side's best round).
 """
 
 from __future__ import annotations
