@@ -38,19 +38,22 @@ def pass_parts(bench: BenchData, repeats: int) -> dict:
     x = tf.constant(bench.xn)
     centers = tf.constant(bench.xn[np.random.default_rng(0).integers(0, len(bench.xn), K)])
 
-    def over_chunks(part_fn):
-        def fold(*args):
-            def body(start, size, carry):
-                return (carry[0] + part_fn(passes.chunk(args[-1], start, size), *args[:-1]),)
+    def summed_over_chunks(part_fn):
+        """A compiled ``(rows, *extra)`` -> the sum of ``part_fn(chunk, *extra)`` over the
+        pass's row chunks."""
 
-            return passes.fold_rows(x.shape[0], body, (tf.constant(0.0),))[0]
+        def fold(rows, *extra):
+            def body(start, size, carry):
+                return (carry[0] + part_fn(passes.chunk(rows, start, size), *extra),)
+
+            return passes.fold_rows(rows.shape[0], body, (tf.constant(0.0),))[0]
 
         return tf.function(fold, jit_compile=True, autograph=False)
 
-    product = over_chunks(
+    product = summed_over_chunks(
         lambda rows, c: tf.reduce_sum(tf.reduce_max(tf.matmul(c, rows, transpose_b=True), 0))
     )
-    stream = over_chunks(lambda rows: tf.reduce_sum(tf.reduce_sum(rows, axis=0)))
+    stream = summed_over_chunks(lambda rows: tf.reduce_sum(tf.reduce_sum(rows, axis=0)))
 
     def timed(fn, *args) -> float:
         fn(*args).numpy()  # compile
@@ -62,7 +65,7 @@ def pass_parts(bench: BenchData, repeats: int) -> dict:
         return median_spread(samples)["median"]
 
     whole = ours_full_batch(bench.pixels, "cosine", 10, repeats)["per_iter_s"]["median"]
-    product_s, stream_s = timed(product, centers, x), timed(stream, x)
+    product_s, stream_s = timed(product, x, centers), timed(stream, x)
     return {
         "pass_s": whole,
         "product_s": product_s,

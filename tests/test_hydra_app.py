@@ -54,6 +54,7 @@ def multirun_config():
         (["k=10,0"], "k=0: expected an integer >= 1"),
         (["k=10,abc"], "Value 'abc' of type 'str' could not be converted to Integer"),
         (["k=5", "steps=1,0"], "steps=0: expected an integer >= 1"),
+        (["foo=1,2"], "Could not override 'foo'"),  # a new key needs "+", as in Hydra
         (["features=raw,nope"], "Could not find 'features/nope'"),
         (["features=pca,raw", "features.n_components=0"], "n_components=0"),
     ],
