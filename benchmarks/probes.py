@@ -46,7 +46,7 @@ def pass_parts(bench: BenchData, repeats: int) -> dict:
             def body(start, size, carry):
                 return (carry[0] + part_fn(passes.chunk(rows, start, size), *extra),)
 
-            return passes.fold_rows(rows.shape[0], body, (tf.constant(0.0),))[0]
+            return passes.fold_rows(rows, body, (tf.constant(0.0),))[0]
 
         return tf.function(fold, jit_compile=True, autograph=False)
 

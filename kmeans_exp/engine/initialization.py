@@ -46,7 +46,7 @@ def pick_candidate(
         sq = part.sq_norms[:, None] - 2.0 * dots + p_sq[None, :]
         return (tf.transpose(tf.maximum(sq, 0.0)),)
 
-    (cand_dist,) = map_rows(rows.data.shape[0], chunk, (tf.float32,))
+    (cand_dist,) = map_rows(rows.data, chunk, (tf.float32,))
     potentials = tf.reduce_sum(tf.minimum(nearest[None, :], cand_dist), axis=1)
     best = tf.argmin(potentials, output_type=tf.int32)
     # tf.gather, not cand_dist[best]: XLA compiles that dynamic slice 8x slower, and runs it 3x.

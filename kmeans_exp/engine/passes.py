@@ -4,9 +4,12 @@ The compiled functions live at module level and take the model's variables as ar
 every model of the same shape (k, d) and settings shares one trace and one XLA compilation: a
 sweep over seeds compiles once, a sweep over k once per k.
 
-Whole-set passes read the rows in chunks of ``CHUNK_ROWS``: each chunk is converted, assigned
-and accumulated while it sits in cache, so a pass reads the stored rows once (a quarter of the
-bytes for uint8 images) and never holds an (n, d) float32 copy or an (n, k) distance matrix.
+Whole-set passes read the rows in chunks of ``chunk_rows(d)`` rows: each chunk is converted,
+assigned and accumulated while it sits in cache, so a pass reads the stored rows once (a quarter
+of the bytes for uint8 images) and never holds an (n, d) float32 copy or an (n, k) distance
+matrix. The float chunk is written once and read by the accumulation: at MNIST's d=784, chunks
+of 512 rows (1.6 MB) made the whole-set pass 1.2-1.6x faster than chunks of 2048 (6.4 MB) on a
+2-core AVX2 EPYC, whose cores have 512 KB of L2 each.
 
 ``autograph=False``: the loops are explicit ``tf.while_loop``s, and skipping AutoGraph's source
 conversion cuts each function's tracing from ~0.25 s to ~0.03 s.
@@ -23,8 +26,9 @@ import numpy as np
 from kmeans_exp.data import ALIGNMENT
 from kmeans_exp.engine.tf_runtime import tf
 
-CHUNK_ROWS = 2048  # rows per chunk of a whole-set pass: ~6 MB of float32, cache-sized
-TRACED_NAMES = ("train_loop", "assign_rows", "row_norms", "pick_candidate")
+CHUNK_BYTES = 2 * 2**20  # float32 bytes of one chunk of a whole-set pass at most
+MIN_CHUNK_ROWS = 256  # below this the product runs on too few rows to be efficient
+TRACED_NAMES = ("train_loop", "assign_chunks", "row_norms", "pick_candidate")
 
 
 class _ExpectedRetracing(logging.Filter):
@@ -110,29 +114,40 @@ def chunk(t: tf.Tensor, start: tf.Tensor | int, size: int) -> tf.Tensor:
     return tf.slice(t, [start] + [0] * len(rest), [size, *rest])
 
 
-def fold_rows(n: int, body: Callable, carry: tuple) -> tuple:
-    """``carry = body(start, size, carry)`` over consecutive row chunks covering all n rows."""
-    full, rest = divmod(n, CHUNK_ROWS)
+def chunk_rows(d: int) -> int:
+    """Rows per chunk for d features: the largest power of two whose float32 chunk fits in
+    ``CHUNK_BYTES`` (512 at d=784, 8192 at d=64), and at least ``MIN_CHUNK_ROWS``."""
+    fitting = CHUNK_BYTES // (4 * max(d, 1))
+    return max(MIN_CHUNK_ROWS, 1 << (fitting.bit_length() - 1) if fitting else 0)
+
+
+def fold_rows(data: tf.Tensor, body: Callable, carry: tuple) -> tuple:
+    """``carry = body(start, size, carry)`` over consecutive row chunks covering all of ``data``."""
+    n, d = data.shape
+    size = chunk_rows(d)
+    full, rest = divmod(n, size)
     if full:
 
         def loop(i, *c):
-            return (i + 1, *body(i * CHUNK_ROWS, CHUNK_ROWS, c))
+            return (i + 1, *body(i * size, size, c))
 
         carry = tuple(tf.while_loop(lambda i, *_: i < full, loop, (tf.constant(0), *carry))[1:])
     if rest:
-        carry = tuple(body(full * CHUNK_ROWS, rest, carry))
+        carry = tuple(body(full * size, rest, carry))
     return carry
 
 
-def map_rows(n: int, fn: Callable, out_dtypes: tuple) -> tuple:
-    """Per-row outputs of ``fn(start, size)`` (rows on the last axis), joined over all n rows."""
-    full, rest = divmod(n, CHUNK_ROWS)
+def map_rows(data: tf.Tensor, fn: Callable, out_dtypes: tuple) -> tuple:
+    """Per-row outputs of ``fn(start, size)`` (rows on the last axis), joined over ``data``."""
+    n, d = data.shape
+    size = chunk_rows(d)
+    full, rest = divmod(n, size)
     parts: list[list[tf.Tensor]] = [[] for _ in out_dtypes]
     if full:
         arrays = tuple(tf.TensorArray(dtype, size=full) for dtype in out_dtypes)
 
         def loop(i, *tas):
-            outs = fn(i * CHUNK_ROWS, CHUNK_ROWS)
+            outs = fn(i * size, size)
             return (i + 1, *(ta.write(i, out) for ta, out in zip(tas, outs, strict=True)))
 
         arrays = tf.while_loop(lambda i, *_: i < full, loop, (tf.constant(0), *arrays))[1:]
@@ -142,7 +157,7 @@ def map_rows(n: int, fn: Callable, out_dtypes: tuple) -> tuple:
             perm = [*range(1, rank - 1), 0, rank - 1]
             part.append(tf.reshape(tf.transpose(stacked, perm), [*stacked.shape[1:-1], -1]))
     if rest:
-        for part, out in zip(parts, fn(full * CHUNK_ROWS, rest), strict=True):
+        for part, out in zip(parts, fn(full * size, rest), strict=True):
             part.append(out)
     return tuple(p[0] if len(p) == 1 else tf.concat(p, axis=-1) for p in parts)
 
@@ -178,25 +193,32 @@ def distances(x: tf.Tensor, centers: tf.Tensor, metric: str) -> tf.Tensor:
 def row_norms(data: tf.Tensor, cosine: bool) -> tuple[tf.Tensor, tf.Tensor]:
     """``norms`` of every stored row, chunk by chunk."""
     return map_rows(
-        data.shape[0],
+        data,
         lambda start, size: norms(features(chunk(data, start, size)), cosine),
         (tf.float32, tf.float32),
     )
 
 
-@tf.function(autograph=False, reduce_retracing=True)
 def assign_rows(data: tf.Tensor, centers: tf.Tensor, metric: str) -> tuple[tf.Tensor, tf.Tensor]:
-    """Nearest centre and distance for every stored row (normalised per chunk for cosine).
+    """Nearest centre and distance for every stored row (normalised per chunk for cosine)."""
+    return assign_chunks(data, centers, metric, chunk_rows(data.shape[1]))
+
+
+@tf.function(autograph=False, reduce_retracing=True)
+def assign_chunks(
+    data: tf.Tensor, centers: tf.Tensor, metric: str, rows_per_chunk: int
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """``assign_rows`` in chunks of ``rows_per_chunk`` (given: the traced shape may be relaxed).
 
     Not XLA-compiled: its row count is a run-time value, so one trace serves every split
     (training, validation, test, a served batch) with no compilation per size.
     """
     n = tf.shape(data)[0]
-    chunks = (n + CHUNK_ROWS - 1) // CHUNK_ROWS
+    chunks = (n + rows_per_chunk - 1) // rows_per_chunk
 
     def body(i, labels, dists):
-        start = i * CHUNK_ROWS
-        size = tf.minimum(CHUNK_ROWS, n - start)
+        start = i * rows_per_chunk
+        size = tf.minimum(rows_per_chunk, n - start)
         x = features(tf.slice(data, [start, 0], [size, -1]))
         inv, sq = norms(x, metric == "cosine")
         if metric == "cosine":
@@ -228,7 +250,7 @@ def cluster_sums(
         return sums, hits, total + tf.reduce_sum(dist)
 
     start = (tf.zeros([k, d]), tf.zeros([k]), tf.constant(0.0))
-    return fold_rows(rows.data.shape[0], body, start)
+    return fold_rows(rows.data, body, start)
 
 
 @tf.function(jit_compile=True, autograph=False)
