@@ -29,9 +29,11 @@ def ours_full_batch(x: np.ndarray, metric: str, iters: int, repeats: int, k: int
 
 
 def pass_parts(bench: BenchData, repeats: int) -> dict:
-    """The whole-set cosine pass at k=25 against its two limits, each compiled by XLA over the
-    float32 set in the pass's own chunks: the product alone (centres times rows, with the max
-    over centres so that nothing large is written) and streaming the rows once (a column sum)."""
+    """The whole-set cosine pass at k=25 against its two limits, each compiled by XLA: its
+    product alone (centres times a float32 chunk of the pass's size, as many times as the pass
+    has chunks; two chunks alternate, so the operand sits in cache as the pass's converted chunk
+    does; the max over centres so that nothing large is written) and streaming the float32 set
+    once in the pass's chunks (a column sum)."""
     from kmeans_exp.engine import passes
     from kmeans_exp.engine.tf_runtime import tf
 
@@ -50,9 +52,18 @@ def pass_parts(bench: BenchData, repeats: int) -> dict:
 
         return tf.function(fold, jit_compile=True, autograph=False)
 
-    product = summed_over_chunks(
-        lambda rows, c: tf.reduce_sum(tf.reduce_max(tf.matmul(c, rows, transpose_b=True), 0))
-    )
+    size = passes.chunk_rows(x.shape[1])
+    chunks = -(-x.shape[0] // size)
+
+    @tf.function(jit_compile=True, autograph=False)
+    def product(rows, c):
+        def body(i, total):
+            part = passes.chunk(rows, (i % 2) * size, size)
+            dots = tf.matmul(c, part, transpose_b=True)
+            return i + 1, total + tf.reduce_sum(tf.reduce_max(dots, 0))
+
+        return tf.while_loop(lambda i, _: i < chunks, body, (tf.constant(0), 0.0))[1]
+
     stream = summed_over_chunks(lambda rows: tf.reduce_sum(tf.reduce_sum(rows, axis=0)))
 
     def timed(fn, *args) -> float:
@@ -210,12 +221,12 @@ def run_cli(args: list[str], cwd: Path, timeout: float = 1800) -> tuple[float, f
     return run_python(CLI, args, cwd, timeout)
 
 
-def sweep_overhead(ks: list[int]) -> dict:
-    """Wall time of a sequential ``-m k=...`` sweep beyond its jobs' training and evaluation."""
+def _sweep_cost(args: list[str]) -> dict:
+    """One sequential sweep: its wall time, its jobs' training and evaluation, its parent's."""
     import mlflow
 
     with tempfile.TemporaryDirectory() as tmp:
-        wall, _ = run_cli(["-m", f"k={','.join(map(str, ks))}"], Path(tmp))
+        wall, _ = run_cli(["-m", *args], Path(tmp))
         client = mlflow.MlflowClient(f"sqlite:///{tmp}/mlflow.db")
         runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
         children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
@@ -224,14 +235,29 @@ def sweep_overhead(ks: list[int]) -> dict:
             r.data.metrics["train_seconds"] + r.data.metrics["eval_seconds"] for r in children
         )
         parent_wall = (parent.info.end_time - parent.info.start_time) / 1000
-    jobs = len(children)
+    return {"jobs": len(children), "wall_s": wall, "train_eval_s": work, "parent_s": parent_wall}
+
+
+def sweep_overhead(ks: list[int]) -> dict:
+    """Wall time of a sequential ``-m k=...`` sweep beyond its jobs' training and evaluation,
+    and what each job beyond those costs: the same sweep over three seeds (two more jobs per k;
+    a run's noise is a few seconds, so the difference needs many jobs)."""
+    once = _sweep_cost([f"k={','.join(map(str, ks))}"])
+    tripled = _sweep_cost([f"k={','.join(map(str, ks))}", "seed=0,1,2"])
+    jobs = once["jobs"]
+    extra_jobs = tripled["jobs"] - jobs
+    extra_overhead = (tripled["wall_s"] - tripled["train_eval_s"]) - (
+        once["wall_s"] - once["train_eval_s"]
+    )
     return {
         "ks": ",".join(map(str, ks)),
         "jobs": jobs,
-        "wall_s": wall,
-        "train_eval_s": work,
-        "overhead_per_job_s": (wall - work) / jobs,
-        "overhead_per_job_inside_sweep_s": (parent_wall - work) / jobs,
+        "wall_s": once["wall_s"],
+        "train_eval_s": once["train_eval_s"],
+        "overhead_per_job_s": (once["wall_s"] - once["train_eval_s"]) / jobs,
+        "overhead_per_job_inside_sweep_s": (once["parent_s"] - once["train_eval_s"]) / jobs,
+        "jobs_tripled": tripled["jobs"],
+        "overhead_per_extra_job_s": extra_overhead / extra_jobs,
     }
 
 

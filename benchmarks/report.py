@@ -103,7 +103,9 @@ def markdown(report: dict) -> str:
             f"Sequential sweep `-m k={sw['ks']}`: {sw['wall_s']:.1f} s wall, "
             f"{sw['train_eval_s']:.1f} s of train+eval, per-job overhead "
             f"{sw['overhead_per_job_s']:.2f} s (from the command; "
-            f"{sw['overhead_per_job_inside_sweep_s']:.2f} s inside the parent run).",
+            f"{sw['overhead_per_job_inside_sweep_s']:.2f} s inside the parent run); "
+            f"the same sweep over three seeds ({sw['jobs_tripled']} jobs) costs "
+            f"{sw['overhead_per_extra_job_s']:.2f} s of overhead per extra job.",
         ]
     if "k_selection" in report:
         ks = report["k_selection"]

@@ -106,6 +106,13 @@ TARGETS = (
         unit=" s",
     ),
     Target(
+        "sequential sweep overhead per extra job (three times the jobs)",
+        lambda r: r["sweep"]["overhead_per_extra_job_s"],
+        1.0,
+        at_most=True,
+        unit=" s",
+    ),
+    Target(
         "-m experiments=k_selection wall / the same study as a scikit-learn + MLflow loop",
         lambda r: r["k_selection"]["ratio"],
         0.6,

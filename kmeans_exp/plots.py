@@ -38,7 +38,10 @@ def centroid_grid(
         mosaic[r * cell_h + 10 : (r + 1) * cell_h, c * cell_w + 1 : c * cell_w + 1 + w] = (
             (tile - tile.min()) / span if span > 0 else 0.0
         )
-    fig, ax = plt.subplots(figsize=(max(4.0, 0.9 * cols), 1.05 * rows + 0.6))
+    height = 1.05 * rows + 0.6
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.9 * cols), height))
+    # Fixed margins, 0.4 in for the title: tight_layout would lay out every caption once more.
+    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.1 / height, top=1 - 0.4 / height)
     ax.imshow(mosaic, cmap="gray_r", interpolation="nearest", vmin=0, vmax=1)
     fontsize = max(4, 9 - cols // 6)
     for j in range(k):
@@ -48,7 +51,6 @@ def centroid_grid(
         ax.text(x, y, caption, ha="center", va="center", fontsize=fontsize)
     ax.axis("off")
     ax.set_title(title, fontsize=10)
-    fig.tight_layout()
     return fig
 
 
