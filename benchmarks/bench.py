@@ -1,16 +1,18 @@
 """Side-by-side K-Means timings on the bundled MNIST: this engine against the peers users pick.
 
     pip install -e '.[bench]'
-    python benchmarks/bench.py                # the full run (~12 minutes here), tables + JSON
+    python benchmarks/bench.py                # the full run (~15 minutes), tables + JSON
     python benchmarks/bench.py --quick        # a smoke run on small data (what the tests run)
-    KMEANS_BENCH_ISA=avx2 python benchmarks/bench.py --engine-only --out benchmarks/results/avx2
+    KMEANS_BENCH_ISA=avx2 python benchmarks/bench.py --engine-only
                                               # an AVX-512 host run as AVX2, the engine parts
 
 The parts: ``common`` (threads, data, the ISA profile), ``peers`` (faiss-cpu, scikit-learn,
 TF's legacy op), ``probes`` (this engine and the command line), ``targets`` (the bounds, one
-table) and ``report`` (Markdown and JSON in ``benchmarks/results/``). Warm-up (first call,
-compilation) is excluded from per-iteration times; timings are medians of several repeats with
-their spread, except the alternating rounds against scikit-learn (each side's best round).
+table) and ``report`` (Markdown and JSON in ``benchmarks/results/<profile>/``, one folder per
+ISA profile: ``avx512``, ``avx2``, ``avx512-as-avx2``; a run on one kind of CPU never
+overwrites another's). Warm-up (first call, compilation) is excluded from per-iteration times;
+timings are medians of several repeats with their spread, except the alternating rounds against
+scikit-learn (each side's best round).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from common import (
     majority_accuracy,
     nearest_cosine,
     normalise,
+    profile_name,
 )
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -47,6 +50,7 @@ def environment(bench: BenchData, quick: bool) -> dict:
     import faiss
     import sklearn
 
+    from kmeans_exp.engine import passes
     from kmeans_exp.engine.tf_runtime import tf
 
     device = (tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU"))[0]
@@ -61,6 +65,8 @@ def environment(bench: BenchData, quick: bool) -> dict:
         "sklearn": sklearn.__version__,
         "data": f"{bench.x.shape[0]:,} x {bench.x.shape[1]} (uint8 pixels for this engine, "
         "float32 features for the peers)",
+        "pass_chunk": f"{passes.chunk_rows(bench.x.shape[1]):,} rows (L2 cache "
+        f"{passes.l2_cache_bytes() // 2**10:,} KB per core)",
         "openblas_kernel": common.openblas_kernel_for_this_cpu(),
         "quick": quick,
     }
@@ -204,7 +210,7 @@ def main() -> None:
     )
     parser.add_argument("--iters", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--out", type=Path, default=RESULTS / profile_name())
     args = parser.parse_args()
     iters, repeats = (3, 2) if args.quick else (args.iters, args.repeats)
 

@@ -78,19 +78,37 @@ def majority_accuracy(train_idx, test_idx, bench: BenchData) -> float:
     return evaluate.accuracy(bench.y_test, labels.predict(np.asarray(test_idx)))
 
 
-def cpu_name() -> str:
-    """The CPU's model and its widest vector ISA (AVX-512 or AVX2): the engine ranks
-    differently on the two, so every result names it."""
+def _cpuinfo() -> tuple[str, list[str]]:
+    """The CPU's model name and its flags, from /proc/cpuinfo (empty where there is none)."""
     try:
         lines = Path("/proc/cpuinfo").read_text().splitlines()
     except OSError:
-        return platform.processor() or platform.machine()
+        return platform.processor() or platform.machine(), []
     model = next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name")), "")
     flags = next((ln.split() for ln in lines if ln.startswith("flags")), [])
-    isa = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
+    return model or platform.machine(), flags
+
+
+def host_isa() -> str:
+    """The widest vector ISA the host has: the engine ranks differently on AVX-512 and AVX2."""
+    flags = _cpuinfo()[1]
+    return "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
+
+
+def profile_name() -> str:
+    """Where a run's results go under ``benchmarks/results/``: one folder per ISA profile
+    (``avx512``, ``avx2``, ``avx512-as-avx2`` for an AVX-512 host run as AVX2)."""
+    name = host_isa().lower().replace("-", "").replace(" ", "-")
+    return f"{name}-as-avx2" if AVX2_PROFILE and name != "avx2" else name
+
+
+def cpu_name() -> str:
+    """The CPU's model and its widest vector ISA (AVX-512 or AVX2), with the profile it ran as:
+    every result names it."""
+    isa = host_isa()
     if AVX2_PROFILE:
         isa += ", run as AVX2: XLA_FLAGS=--xla_cpu_max_isa=AVX2, OPENBLAS_CORETYPE=Haswell"
-    return f"{model or platform.machine()} ({isa})"
+    return f"{_cpuinfo()[0]} ({isa})"
 
 
 def openblas_kernel_for_this_cpu() -> str:

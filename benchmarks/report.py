@@ -20,7 +20,8 @@ def markdown(report: dict) -> str:
     lines = [
         f"Measured {env['date']} on {env['cpu']} ({env['cores']} cores), {env['threads']} threads "
         f"for every implementation; TensorFlow {env['tensorflow']} on {env['device']}; "
-        f"faiss {env['faiss']}, scikit-learn {env['sklearn']}; data {env['data']}.",
+        f"faiss {env['faiss']}, scikit-learn {env['sklearn']}; data {env['data']}; this "
+        f"engine's whole-set passes in chunks of {env['pass_chunk']}.",
         "",
         "| full-batch iteration, k=25 | ms/iter (median, min-max) | ours ÷ peer | test acc |",
         "| --- | --- | --- | --- |",

@@ -215,6 +215,24 @@ def test_uint8_pixels_train_as_their_float_features(mnist, metric, use_mini_batc
     np.testing.assert_allclose(ours.transform(pixels[:300]), ref.transform(features), rtol=1e-5)
 
 
+def test_chunks_are_twice_the_l2_cache_that_linux_reports(tmp_path, monkeypatch):
+    """A whole-set pass's float32 chunk: twice the core's L2 as sysfs describes it, at least
+    2 MiB; rows per chunk the largest power of two that fits, at least ``MIN_CHUNK_ROWS``."""
+    from kmeans_exp.engine import passes
+
+    for index, (level, size) in enumerate([("1", "48K"), ("2", "2048K"), ("3", "105M")]):
+        folder = tmp_path / "cache" / f"index{index}"
+        folder.mkdir(parents=True)
+        (folder / "level").write_text(f"{level}\n")
+        (folder / "size").write_text(f"{size}\n")
+    assert passes.l2_cache_bytes(tmp_path) == 2 * 2**20
+    assert passes.l2_cache_bytes(tmp_path / "nothing here") == 0
+    for chunk_bytes, rows_784, rows_64 in [(2 * 2**20, 512, 8192), (4 * 2**20, 1024, 16384)]:
+        monkeypatch.setattr(passes, "CHUNK_BYTES", chunk_bytes)
+        assert (passes.chunk_rows(784), passes.chunk_rows(64)) == (rows_784, rows_64)
+    assert passes.chunk_rows(100_000) == passes.MIN_CHUNK_ROWS
+
+
 def test_aligned_arrays_are_shared_with_tensorflow_not_copied(mnist):
     """Loaded images are aligned, so training reads them in place: no copy of the data set."""
     from kmeans_exp.engine.passes import shared_tensor, tf
