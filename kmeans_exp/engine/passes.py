@@ -48,6 +48,7 @@ def l2_cache_bytes(cpu: Path = Path("/sys/devices/system/cpu/cpu0")) -> int:
 # float32 bytes of one chunk of a whole-set pass at most: twice the core's L2, and no less than
 # 2 MiB (what a 512 KB L2, and a machine that does not say, get).
 CHUNK_BYTES = max(2 * 2**20, 2 * l2_cache_bytes())
+
 TRACED_NAMES = ("train_loop", "assign_chunks", "row_norms", "pick_candidate")
 
 
