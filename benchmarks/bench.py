@@ -51,7 +51,7 @@ def environment(bench: BenchData, quick: bool) -> dict:
     import sklearn
 
     from kmeans_exp.engine import passes
-    from kmeans_exp.engine.tf_runtime import tf
+    from kmeans_exp.tf_runtime import tf
 
     device = (tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU"))[0]
     return {
@@ -214,7 +214,7 @@ def main() -> None:
     args = parser.parse_args()
     iters, repeats = (3, 2) if args.quick else (args.iters, args.repeats)
 
-    from kmeans_exp.engine.tf_runtime import tf
+    from kmeans_exp.tf_runtime import tf
 
     tf.config.threading.set_intra_op_parallelism_threads(THREADS)
     tf.config.threading.set_inter_op_parallelism_threads(THREADS)

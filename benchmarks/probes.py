@@ -35,7 +35,7 @@ def pass_parts(bench: BenchData, repeats: int) -> dict:
     does; the max over centres so that nothing large is written) and streaming the float32 set
     once in the pass's chunks (a column sum)."""
     from kmeans_exp.engine import passes
-    from kmeans_exp.engine.tf_runtime import tf
+    from kmeans_exp.tf_runtime import tf
 
     x = tf.constant(bench.xn)
     centers = tf.constant(bench.xn[np.random.default_rng(0).integers(0, len(bench.xn), K)])

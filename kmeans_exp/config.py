@@ -21,22 +21,18 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
-from kmeans_exp import options
+from kmeans_exp import kinds, options
 from kmeans_exp.errors import ConfigError, first_line
-from kmeans_exp.options import (
-    DataSource,
-    DistanceMetric,
-    FeatureKind,
-    FitOn,
-    Init,
-    OptimizedMetric,
-)
+from kmeans_exp.features.kinds import PACKAGE as FEATURE_KINDS
+from kmeans_exp.features.kinds import FeaturesConfig
+from kmeans_exp.options import DataSource, DistanceMetric, FitOn, Init, OptimizedMetric
+from kmeans_exp.refine.kinds import PACKAGE as REFINE_KINDS
+from kmeans_exp.refine.kinds import RefineConfig
 
 __all__ = [
     "DataSource",
     "DistanceMetric",
     "ExperimentConfig",
-    "FeatureKind",
     "FitOn",
     "Init",
     "OptimizedMetric",
@@ -66,158 +62,6 @@ class DataConfig:
 
 
 @dataclass
-class FeaturesConfig:
-    """What the K-Means clusters. ``raw``: the pixels, as they are (the base of every option
-    of the ``features`` group; each fitted kind adds its own keys)."""
-
-    KIND: typing.ClassVar[FeatureKind] = FeatureKind.raw
-    kind: FeatureKind = MISSING
-
-    def __post_init__(self) -> None:
-        if self.kind is not self.KIND:  # features=pca features.kind=umap
-            raise ConfigError(
-                f"features.kind={self.kind.value}: this is the {self.KIND.value} option; "
-                f"choose another with features={self.kind.value}"
-            )
-
-    def check_against_data(self, n_train: int, width: int) -> None:
-        """Refuse settings the training rows cannot satisfy (their count and width)."""
-
-
-@dataclass
-class FittedFeatures(FeaturesConfig):
-    """A representation fitted on the images (never on their labels), then cached."""
-
-    fit_on: FitOn = MISSING
-    seed: int = MISSING
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        options.at_least("features.seed", self.seed, 0)
-
-
-@dataclass
-class PCAFeatures(FittedFeatures):
-    KIND: typing.ClassVar[FeatureKind] = FeatureKind.pca
-    n_components: int = MISSING
-    whiten: bool = MISSING
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        options.at_least("features.n_components", self.n_components, 1)
-
-    def check_against_data(self, n_train: int, width: int) -> None:
-        options.fits_width("features.n_components", self.n_components, width, "input columns")
-        options.fits_width("features.n_components", self.n_components, n_train, "training rows")
-
-
-@dataclass
-class UMAPFeatures(FittedFeatures):
-    KIND: typing.ClassVar[FeatureKind] = FeatureKind.umap
-    n_components: int = MISSING
-    n_neighbors: int = MISSING
-    min_dist: float = MISSING
-    metric: str = MISSING
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        _check_umap("features.", self.n_components, self.n_neighbors, self.min_dist, self.metric)
-
-    def check_against_data(self, n_train: int, width: int) -> None:
-        options.fits_width("features.n_components", self.n_components, width, "input columns")
-        options.fits_width("features.n_neighbors", self.n_neighbors, n_train - 1, "other rows")
-
-
-@dataclass
-class AutoencoderFeatures(FittedFeatures):
-    KIND: typing.ClassVar[FeatureKind] = FeatureKind.autoencoder
-    hidden: list[int] = MISSING
-    code_size: int = MISSING
-    epochs: int = MISSING
-    batch_size: int = MISSING
-    learning_rate: float = MISSING
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        for i, size in enumerate(self.hidden):
-            options.at_least(f"features.hidden[{i}]", size, 1, "units of a hidden layer")
-        options.at_least("features.code_size", self.code_size, 1, "the code's width")
-        options.at_least("features.epochs", self.epochs, 1)
-        options.at_least("features.batch_size", self.batch_size, 1)
-        options.positive("features.learning_rate", self.learning_rate)
-
-
-@dataclass
-class N2DFeatures(AutoencoderFeatures):
-    """N2D: the autoencoder, then UMAP on its codes (``umap_*`` keys)."""
-
-    KIND: typing.ClassVar[FeatureKind] = FeatureKind.n2d
-
-    umap_components: int = MISSING
-    umap_neighbors: int = MISSING
-    umap_min_dist: float = MISSING
-    umap_metric: str = MISSING
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        _check_umap(
-            "features.umap_",
-            self.umap_components,
-            self.umap_neighbors,
-            self.umap_min_dist,
-            self.umap_metric,
-            ("components", "neighbors", "min_dist", "metric"),
-        )
-
-    def check_against_data(self, n_train: int, width: int) -> None:
-        options.fits_width(
-            "features.umap_components", self.umap_components, self.code_size, "code columns"
-        )
-        options.fits_width(
-            "features.umap_neighbors", self.umap_neighbors, n_train - 1, "other rows"
-        )
-
-
-@dataclass
-class PrecomputedFeatures(FeaturesConfig):
-    """Float embeddings made elsewhere: an ``.npz`` with x_train, y_train, x_test, y_test."""
-
-    KIND: typing.ClassVar[FeatureKind] = FeatureKind.precomputed
-
-    path: str = MISSING
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if not self.path:
-            raise ConfigError("features.path: required with features=precomputed")
-
-
-def _check_umap(
-    prefix: str,
-    n_components: int,
-    n_neighbors: int,
-    min_dist: float,
-    metric: str,
-    names: tuple[str, ...] = ("n_components", "n_neighbors", "min_dist", "metric"),
-) -> None:
-    options.at_least(prefix + names[0], n_components, 1)
-    options.at_least(prefix + names[1], n_neighbors, 2, "UMAP needs 2 or more")
-    options.non_negative(prefix + names[2], min_dist)
-    if not metric:
-        raise ConfigError(f"{prefix}{names[3]}: expected a metric name (e.g. euclidean)")
-
-
-FEATURE_SCHEMAS = {
-    "raw_schema": FeaturesConfig,
-    "pca_schema": PCAFeatures,
-    "umap_schema": UMAPFeatures,
-    "autoencoder_schema": AutoencoderFeatures,
-    "n2d_schema": N2DFeatures,
-    "precomputed_schema": PrecomputedFeatures,
-}
-
-
-@dataclass
 class TrackingConfig:
     """MLflow: whether and where runs go, and what they are called."""
 
@@ -237,7 +81,8 @@ class TrackingConfig:
 
 @dataclass
 class ExperimentConfig:
-    """One K-Means experiment: engine settings at the top level, data and tracking groups."""
+    """One K-Means experiment: engine settings at the top level; data, features, refine and
+    tracking groups."""
 
     k: int = MISSING
     distance_metric: DistanceMetric = MISSING
@@ -250,6 +95,7 @@ class ExperimentConfig:
     optimized_metric: OptimizedMetric = MISSING
     data: DataConfig = MISSING
     features: FeaturesConfig = MISSING
+    refine: RefineConfig = MISSING
     tracking: TrackingConfig = MISSING
 
     def __post_init__(self) -> None:
@@ -258,6 +104,7 @@ class ExperimentConfig:
         options.batch_size("batch_size", self.batch_size)
         options.at_least("n_init", self.n_init, 1, "the number of restarts")
         options.at_least("seed", self.seed, 0)
+        self.refine.check_against(self.features.kind, self.distance_metric.value)
 
     def check_against_data(self, n_train: int, width: int) -> None:
         """Refuse settings the training rows (count, width) cannot satisfy, before any work."""
@@ -267,11 +114,13 @@ class ExperimentConfig:
 
 def register_schema() -> None:
     """Make the schemas the bases of ``conf/config.yaml`` (``defaults: [schema, ...]``) and of
-    each ``features`` option (``conf/features/pca.yaml``: ``defaults: [pca_schema]``)."""
+    each option of the kinds groups (``conf/features/pca.yaml``: ``defaults: [pca_schema]``),
+    read from each kind's module (``kmeans_exp.kinds``)."""
     store = ConfigStore.instance()
     store.store(name="schema", node=ExperimentConfig)
-    for name, node in FEATURE_SCHEMAS.items():
-        store.store(group="features", name=name, node=node)
+    for group, package in (("features", FEATURE_KINDS), ("refine", REFINE_KINDS)):
+        for name, module in kinds.modules(package).items():
+            store.store(group=group, name=f"{name}_schema", node=module.Config)
 
 
 def compose(overrides: list[str] | None = None) -> ExperimentConfig:
@@ -351,8 +200,10 @@ def config_hash(exp: ExperimentConfig) -> str:
     values = as_dict(exp)
     for key in ("tracking", "optimized_metric"):
         values.pop(key)
-    if exp.features.kind is FeatureKind.raw:  # as before there was a features group
+    if exp.features.kind == "raw":  # as before there was a features group
         values.pop("features")
+    if exp.refine.kind == "none":  # as before there was a refine group
+        values.pop("refine")
     text = json.dumps(values, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
 

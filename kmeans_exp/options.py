@@ -35,17 +35,6 @@ class OptimizedMetric(Enum):
     silhouette = "silhouette"
 
 
-class FeatureKind(Enum):
-    """What the K-Means clusters: the pixels, or a representation fitted on them."""
-
-    raw = "raw"
-    pca = "pca"
-    umap = "umap"
-    autoencoder = "autoencoder"
-    n2d = "n2d"
-    precomputed = "precomputed"
-
-
 class FitOn(Enum):
     """Which images a representation is fitted on (never their labels)."""
 
@@ -140,3 +129,10 @@ def fits_width(key: str, n_components: int, width: int, what: str) -> None:
     """Refuse more output components than the input has columns."""
     if n_components > width:
         raise ConfigError(f"{key}={n_components}: more components than the {width} {what}")
+
+
+def open_unit_interval(key: str, value: float) -> float:
+    """A number strictly between 0 and 1."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 < value < 1:
+        raise ConfigError(f"{key}={value}: expected a number in (0, 1)")
+    return float(value)

@@ -130,7 +130,9 @@ def _is_number(value: object) -> bool:
 
 def sweep_groups(groups: Sequence[dict], x_key: str) -> Figure:
     """Seed-group means with error bars (one standard deviation) against ``x_key``."""
-    metrics = ("val_accuracy", "test_accuracy", "test_nmi", "test_matched_accuracy")
+    from kmeans_exp import metrics as registry
+
+    metrics = registry.names("groups_figure")
     numeric = all(_is_number(g.get(x_key)) for g in groups)
     ordered = sorted(groups, key=lambda g: float(g[x_key]) if numeric else str(g[x_key]))
     xs = [float(g[x_key]) if numeric else str(g[x_key]) for g in ordered]

@@ -67,21 +67,11 @@ def time_to_first_step(data_s: float, store_s: float, tensorflow_s: float, model
 
 
 def summary(metrics: dict[str, float], run: str | None) -> None:
-    """The closing lines: scores, timings, and where the MLflow run is (if there is one)."""
-    log.info(
-        "accuracy: train %.4f  val %.4f  test %.4f | test NMI %.4f  matched %.4f | inertia %.1f | "
-        "data %.2fs  features %.2fs  train %.2fs  eval %.2fs",
-        metrics["train_accuracy"],
-        metrics.get("val_accuracy", float("nan")),
-        metrics["test_accuracy"],
-        metrics["test_nmi"],
-        metrics["test_matched_accuracy"],
-        metrics["inertia"],
-        metrics["data_seconds"],
-        metrics["features_seconds"],
-        metrics["train_seconds"],
-        metrics["eval_seconds"],
-    )
+    """The closing lines: scores and timings (``metrics.closing_line``), and where the MLflow
+    run is (if there is one)."""
+    from kmeans_exp import metrics as registry
+
+    log.info("%s", registry.closing_line(metrics))
     if run is not None:
         log.info("MLflow run %s", run)
 

@@ -22,20 +22,11 @@ import math
 import sys
 from typing import Any
 
-from kmeans_exp import summary, tracking
+from kmeans_exp import metrics, summary, tracking
 from kmeans_exp.errors import KMeansExpError, TrackingError
 
 FORMATS = ("table", "markdown", "csv", "json")
-JOB_COLUMNS = (
-    "val_accuracy",
-    "test_accuracy",
-    "val_nmi",
-    "test_nmi",
-    "test_matched_accuracy",
-    "test_ari",
-    "inertia",
-    "train_seconds",
-)
+JOB_COLUMNS = metrics.names("report")
 
 
 def job_table(rows: list[dict], keys: list[str], score: str) -> list[dict]:

@@ -1,4 +1,5 @@
-"""One experiment, without Hydra: config -> data -> engine -> evaluation -> tracking.
+"""One experiment, without Hydra: config -> data -> features -> engine -> refinement ->
+evaluation -> tracking.
 
 ``run_experiment`` is what the command line, notebooks and tests all call. Everything a user
 can get wrong (config values, data files, the tracking store) is checked before TensorFlow is
@@ -12,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kmeans_exp import data, evaluate, features, progress, tracking
+from kmeans_exp import data, evaluate, progress, tracking
 from kmeans_exp.config import (
     ExperimentConfig,
     as_dict,
@@ -23,8 +24,10 @@ from kmeans_exp.config import (
     with_overrides,
 )
 from kmeans_exp.errors import KMeansExpError
-from kmeans_exp.features import served_steps
-from kmeans_exp.options import FeatureKind
+from kmeans_exp.features import served_steps, stage
+from kmeans_exp.refine import stage as refine_stage
+
+NEAR_BEST = 0.01  # a restart within 1% of the lowest inertia counts as near the best
 
 
 @dataclass(frozen=True)
@@ -48,8 +51,8 @@ class ExperimentResult:
     """A finished experiment: the fitted engine, its scores, and where MLflow holds them."""
 
     config: ExperimentConfig
-    model: Any  # kmeans_exp.engine.KMeans; None when an earlier run was reused
-    features: features.Representation | None  # what the engine clustered; None when reused
+    model: Any  # kmeans_exp.engine.KMeans (refine: the refined clusters); None when reused
+    features: stage.Representation | None  # what was scored (refined codes after a refine)
     evaluation: evaluate.Evaluation | None  # None when an earlier run was reused
     metrics: dict[str, float]  # every metric logged at the end of the run, timings included
     run_id: str | None  # None with tracking.enabled=false
@@ -76,7 +79,7 @@ def run_experiment(
         splits = _load_splits(exp)
         data_seconds = time.perf_counter() - start
         exp.check_against_data(*splits.x_train.shape)
-        features.check_available(exp.features)
+        stage.check_available(exp.features)
         start = time.perf_counter()
         store = _open_store(exp, launch.sweep)
         store_seconds = time.perf_counter() - start
@@ -99,16 +102,17 @@ def run_experiment(
     tags = tracking.run_tags(digest, launch.swept, overrides)
     name = exp.tracking.run_name or launch.job_name or default_run_name(exp)
     parent = launch.sweep.parent_run_id if launch.sweep else None
+    fit_seed = stage.fit_seed(exp.features, exp.seed)
     with tracking.experiment_run(store, name, parent, tags) as run:
-        run.log_params(flatten(exp))
+        seed_param = {} if fit_seed is None else {"features.fit_seed": str(fit_seed)}
+        run.log_params(flatten(exp) | seed_param)
         run.log_datasets(splits)
         run.log_config(launch.hydra_dir, as_dict(exp))
 
         start = time.perf_counter()
-        rep = features.represent(exp.features, splits)
+        rep = stage.represent(exp.features, splits, exp.seed)
         features_seconds = time.perf_counter() - start
         run.log_representation(rep.cache, rep.history)
-        inputs = rep.splits
 
         start = time.perf_counter()
         model = KMeans(
@@ -120,12 +124,28 @@ def run_experiment(
             seed=exp.seed,
             n_init=exp.n_init,
         )
-        train(model, inputs.x_train, exp.steps, run)
+        train(model, rep.splits.x_train, exp.steps, run)
         train_seconds = time.perf_counter() - start
         progress.time_to_first_step(data_seconds, store_seconds, tf_seconds, model)
+        run.log_restarts(model.restart_inertia_, model.best_restart_)
+        near = [i for i in model.restart_inertia_ if i <= model.inertia_ * (1 + NEAR_BEST)]
+        extra = {"restarts_near_best": float(len(near))}
+
+        if exp.refine.kind != "none":
+            start = time.perf_counter()
+            before = model.assign(rep.splits.x_test)[0]
+            scores = evaluate.partition_scores(rep.splits.y_test, before)
+            refined = refine_stage.refine(
+                exp.refine, exp.features, splits, rep, model.cluster_centers_, fit_seed
+            )
+            rep, model = refined.representation, refined.clusters
+            run.log_refinement(rep.cache, rep.history)
+            extra["refine_seconds"] = time.perf_counter() - start
+            for name in ("matched_accuracy", "nmi", "ari"):
+                extra[f"kmeans_test_{name}"] = scores[name]
 
         start = time.perf_counter()
-        evaluation = evaluate.evaluate_model(model, inputs, exp.seed)
+        evaluation = evaluate.evaluate_model(model, rep.splits, exp.seed)
         eval_seconds = time.perf_counter() - start
 
         timings = {
@@ -134,11 +154,10 @@ def run_experiment(
             "train_seconds": train_seconds,
             "eval_seconds": eval_seconds,
         }
-        metrics = {**evaluation.metrics, **timings}
+        metrics = {**evaluation.metrics, **extra, **timings}
         run.log_metrics(metrics)
-        run.log_restarts(model.restart_inertia_, model.best_restart_)
         centers = model.cluster_centers_
-        _log_figures(run, exp, splits, inputs, model, evaluation)
+        _log_figures(run, exp, splits, rep.splits, model, evaluation)
         if exp.tracking.log_model:
             example = data.as_floats(splits.x_test[:5])  # what the served model takes
             found = model.predict(served_steps.transform(rep.steps, example))
@@ -156,8 +175,8 @@ def run_experiment(
 
 def _load_splits(exp: ExperimentConfig) -> data.Splits:
     """The images named by ``data``, or the embeddings of ``features=precomputed``."""
-    if exp.features.kind is FeatureKind.precomputed:
-        return data.load_embedding_splits(exp.features.path, exp.data.validation_size)
+    if exp.features.embeddings_path is not None:
+        return data.load_embedding_splits(exp.features.embeddings_path, exp.data.validation_size)
     d = exp.data
     return data.load_splits(d.source, d.path, d.dataset, d.url, d.validation_size)
 
@@ -165,7 +184,7 @@ def _load_splits(exp: ExperimentConfig) -> data.Splits:
 def _log_figures(run, exp, splits, inputs, model, evaluation) -> None:
     """Each cluster as an image (its centre for pixels, its mean image for features), the
     confusion matrix, and the test features in 2-D when they are not the pixels."""
-    raw = exp.features.kind is FeatureKind.raw
+    raw = exp.features.kind == "raw"
     if raw:
         images, title = model.cluster_centers_, "Cluster centres: majority digit (purity)"
     else:
@@ -173,7 +192,8 @@ def _log_figures(run, exp, splits, inputs, model, evaluation) -> None:
         title = "Cluster mean images: majority digit (purity)"
     run.log_evaluation(evaluation, images, splits.image_shape, title)
     if not raw:
-        run.log_embedding(inputs.x_test, inputs.y_test, f"features={exp.features.kind.value}")
+        refined = "" if exp.refine.kind == "none" else f" refine={exp.refine.kind}"
+        run.log_embedding(inputs.x_test, inputs.y_test, f"features={exp.features.kind}{refined}")
 
 
 def _reuse(

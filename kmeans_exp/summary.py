@@ -13,20 +13,11 @@ from typing import Any
 
 import numpy as np
 
+from kmeans_exp import metrics
+
 SEED_KEY = "seed"
 # What every job row carries from its child run, and what the seed groups average.
-SUMMARY_METRICS = (
-    "val_accuracy",
-    "test_accuracy",
-    "val_nmi",
-    "test_nmi",
-    "test_ari",
-    "test_matched_accuracy",
-    "inertia",
-    "silhouette",
-    "features_seconds",
-    "train_seconds",
-)
+SUMMARY_METRICS = metrics.names("sweep")
 # What "best" maximises unless the sweep says otherwise (config: optimized_metric); never a
 # test score.
 DEFAULT_SCORE = "val_accuracy"

@@ -16,6 +16,13 @@ from conftest import client_for, run_cli, sweep_runs, user_env
 pytestmark = pytest.mark.slow
 
 
+def default_signals() -> None:
+    """In the child: SIGINT at its default disposition. A shell's background job starts with
+    SIGINT ignored, and Python would inherit that; the test checks our handling, not the
+    caller's shell."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start_cli(args: list[str], cwd: Path) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "kmeans_exp", *args],
@@ -24,6 +31,7 @@ def start_cli(args: list[str], cwd: Path) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        preexec_fn=default_signals,
     )
 
 

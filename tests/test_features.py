@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 import kmeans_exp
-from kmeans_exp import data, features
-from kmeans_exp.config import AutoencoderFeatures, PCAFeatures, UMAPFeatures
+from kmeans_exp import data
 from kmeans_exp.errors import ConfigError, DataError
-from kmeans_exp.features import cache, served_steps
-from kmeans_exp.options import FeatureKind, FitOn
+from kmeans_exp.features import cache, served_steps, stage
+from kmeans_exp.features.kinds import autoencoder, pca, umap
+from kmeans_exp.options import FitOn
 
 
 @pytest.fixture()
@@ -38,9 +38,13 @@ def small(mnist):
     )
 
 
+def represent(config, splits, seed: int = 0):
+    return stage.represent(config, splits, seed)
+
+
 def pca_config(**overrides) -> PCAFeatures:
     values = {"fit_on": FitOn.train, "seed": 0, "n_components": 20, "whiten": False}
-    return PCAFeatures(kind=FeatureKind.pca, **{**values, **overrides})
+    return pca.Config(kind="pca", **{**values, **overrides})
 
 
 def tiny_autoencoder(**overrides) -> AutoencoderFeatures:
@@ -53,14 +57,14 @@ def tiny_autoencoder(**overrides) -> AutoencoderFeatures:
         "batch_size": 128,
         "learning_rate": 1e-3,
     }
-    return AutoencoderFeatures(kind=FeatureKind.autoencoder, **{**values, **overrides})
+    return autoencoder.Config(kind="autoencoder", **{**values, **overrides})
 
 
 @pytest.mark.parametrize("whiten", [False, True])
 def test_pca_matches_scikit_learn_on_the_same_rows(small, feature_cache, whiten):
     from sklearn.decomposition import PCA
 
-    rep = features.represent(pca_config(whiten=whiten), small)
+    rep = represent(pca_config(whiten=whiten), small)
     x = data.features(small.x_train)
     reference = PCA(n_components=20, whiten=whiten, random_state=0).fit(x)
     for ours, rows in ((rep.splits.x_train, x), (rep.splits.x_test, data.features(small.x_test))):
@@ -72,7 +76,7 @@ def test_pca_matches_scikit_learn_on_the_same_rows(small, feature_cache, whiten)
 def test_fit_on_all_fits_on_every_split(small, feature_cache):
     from sklearn.decomposition import PCA
 
-    rep = features.represent(pca_config(fit_on=FitOn.all), small)
+    rep = represent(pca_config(fit_on=FitOn.all), small)
     every = np.concatenate([data.features(x) for x in (small.x_train, small.x_val, small.x_test)])
     reference = PCA(n_components=20, random_state=0).fit(every)
     np.testing.assert_allclose(
@@ -83,13 +87,11 @@ def test_fit_on_all_fits_on_every_split(small, feature_cache):
 def test_a_cache_hit_does_not_refit_and_a_truncated_entry_is_refitted(
     small, feature_cache, monkeypatch
 ):
-    from kmeans_exp.features import pca
-
     fits = []
     real_fit = pca.fit
     monkeypatch.setattr(pca, "fit", lambda *a: fits.append(1) or real_fit(*a))
-    first = features.represent(pca_config(), small)
-    again = features.represent(pca_config(), small)
+    first = represent(pca_config(), small)
+    again = represent(pca_config(), small)
     assert (first.cache, again.cache, len(fits)) == ("miss", "hit", 1)
     np.testing.assert_array_equal(first.splits.x_test, again.splits.x_test)
     assert again.fit_seconds == pytest.approx(first.fit_seconds)  # what the fit cost, then
@@ -97,30 +99,30 @@ def test_a_cache_hit_does_not_refit_and_a_truncated_entry_is_refitted(
     (entry,) = [p for p in feature_cache.iterdir() if not p.name.startswith(".")]
     splits_file = entry / cache.SPLITS_FILE
     splits_file.write_bytes(splits_file.read_bytes()[:1000])  # a half-written file
-    refitted = features.represent(pca_config(), small)
+    refitted = represent(pca_config(), small)
     assert (refitted.cache, len(fits)) == ("miss", 2)
     np.testing.assert_array_equal(refitted.splits.x_test, first.splits.x_test)
-    assert features.represent(pca_config(n_components=5), small).cache == "miss"  # a new key
+    assert represent(pca_config(n_components=5), small).cache == "miss"  # a new key
 
 
 def test_the_cache_can_be_turned_off(small, monkeypatch):
     monkeypatch.setenv(cache.ENV, "off")
-    assert features.represent(pca_config(), small).cache == "off"
+    assert represent(pca_config(), small).cache == "off"
 
 
 def test_a_small_autoencoder_learns_and_is_deterministic(small, feature_cache, monkeypatch):
-    first = features.represent(tiny_autoencoder(), small)
+    first = represent(tiny_autoencoder(), small)
     losses = first.history["autoencoder_loss"]
     assert len(losses) == 4 and losses[-1] < 0.8 * losses[0]
     assert first.splits.x_train.shape == (3000, 6) and first.splits.x_test.shape == (1000, 6)
     monkeypatch.setenv(cache.ENV, "off")  # fit it again, from scratch
-    second = features.represent(tiny_autoencoder(), small)
+    second = represent(tiny_autoencoder(), small)
     np.testing.assert_array_equal(first.splits.x_test, second.splits.x_test)
     assert second.history == first.history
 
 
 def test_steps_round_trip_through_their_files(small, feature_cache, tmp_path):
-    rep = features.represent(tiny_autoencoder(epochs=1), small)
+    rep = represent(tiny_autoencoder(epochs=1), small)
     served_steps.save(rep.steps, tmp_path / "steps")
     loaded = served_steps.load(tmp_path / "steps")
     rows = data.features(small.x_test)
@@ -133,8 +135,8 @@ def test_steps_round_trip_through_their_files(small, feature_cache, tmp_path):
 @pytest.mark.slow
 def test_umap_gives_the_configured_shape_and_is_deterministic(small, feature_cache, monkeypatch):
     pytest.importorskip("umap", reason="pip install -e '.[umap]'")
-    config = UMAPFeatures(
-        kind=FeatureKind.umap,
+    config = umap.Config(
+        kind="umap",
         fit_on=FitOn.train,
         seed=0,
         n_components=3,
@@ -143,22 +145,21 @@ def test_umap_gives_the_configured_shape_and_is_deterministic(small, feature_cac
         metric="euclidean",
     )
     small = dataclasses.replace(small, x_train=small.x_train[:1000], x_test=small.x_test[:300])
-    first = features.represent(config, small)
+    first = represent(config, small)
     assert first.splits.x_train.shape == (1000, 3) and first.splits.x_test.shape == (300, 3)
     monkeypatch.setenv(cache.ENV, "off")
-    second = features.represent(config, small)
+    second = represent(config, small)
     np.testing.assert_array_equal(first.splits.x_test, second.splits.x_test)
     np.testing.assert_array_equal(first.splits.x_train, second.splits.x_train)
 
 
 def test_umap_without_umap_learn_fails_in_one_line_before_any_run(monkeypatch):
-    from kmeans_exp.features import umap_embedding
-
-    monkeypatch.setattr(umap_embedding, "available", lambda: False)
+    monkeypatch.setattr(umap, "NEEDS", "umap_is_not_installed")
     with pytest.raises(ConfigError) as error:
         kmeans_exp.run_experiment(kmeans_exp.compose(["features=umap"]))
     assert str(error.value) == (
-        "features=umap: needs umap-learn, which is not installed (pip install -e '.[umap]')"
+        "features=umap: needs umap_is_not_installed, which is not installed "
+        "(pip install -e '.[umap]')"
     )
 
 
@@ -210,7 +211,7 @@ def test_precomputed_embeddings_are_clustered_with_their_own_labels(tmp_path):
         (["features=pca", "features.n_components=785"], "more components than the 784 input"),
         (["features=pca", "features.n_components=0"], "features.n_components=0: expected an"),
         (["features=autoencoder", "features.epochs=0"], "features.epochs=0: expected an integer"),
-        (["features=n2d", "features.umap_components=11"], "more components than the 10 code"),
+        (["features=n2d", "features.umap.n_components=11"], "more components than the 10 code"),
     ],
 )
 def test_bad_feature_settings_are_refused_before_any_run(tmp_path, overrides, message):
@@ -303,7 +304,7 @@ def test_a_sweep_over_pca_and_umap_logs_each_representation(tmp_path, small_idx)
 def test_a_short_n2d_run_trains_its_autoencoder_then_umap(tmp_path, small_idx):
     pytest.importorskip("umap", reason="pip install -e '.[umap]'")
     args = ["features=n2d", "features.hidden=[128]", "features.epochs=5"]
-    client, (run,), widths = cli_runs([*args, "features.umap_components=4"], tmp_path, small_idx)
+    client, (run,), widths = cli_runs([*args, "features.umap.n_components=4"], tmp_path, small_idx)
     check_logged(client, run, "n2d")
     losses = client.get_metric_history(run.info.run_id, "autoencoder_loss")
     assert [m.step for m in losses] == [1, 2, 3, 4, 5] and losses[-1].value < losses[0].value

@@ -130,7 +130,7 @@ def test_a_raw_run_loads_no_representation_library(tmp_path):
 def test_keras_imports_as_usual_after_the_engine():
     code = (
         "import kmeans_exp.engine, keras\n"
-        "from kmeans_exp.engine.tf_runtime import tf\n"
+        "from kmeans_exp.tf_runtime import tf\n"
         "layer = tf.keras.layers.Dense(2)\n"
         "print(type(layer).__module__, keras.backend.backend())\n"
     )

@@ -5,7 +5,6 @@
 - ``initialization``: the initial centres (``random``, ``kmeans_plus_plus``);
 - ``batches``: which rows each mini-batch step reads;
 - ``persistence``: a fitted model in one ``.npz`` (``save``, ``restore``);
-- ``tf_runtime``: TensorFlow imported quietly, with compiled programs cached on disk;
 - ``legacy_op``: TensorFlow's own op, the oracle of the tests and a peer of the benchmark.
 
 Importing it loads TensorFlow, never Hydra or MLflow.

@@ -7,7 +7,7 @@ cut and continued (``KMeans.fit(..., resume=True)``) and still read the same bat
 
 from __future__ import annotations
 
-from kmeans_exp.engine.tf_runtime import tf
+from kmeans_exp.tf_runtime import tf
 
 # A sampled step is short; a compiled call costs TensorFlow some fixed overhead. So one call
 # runs about ROWS_PER_CALL rows' worth of steps, MAX_STEPS_PER_CALL at most.

@@ -17,8 +17,8 @@ import numpy as np
 from kmeans_exp import options
 from kmeans_exp.engine import batches, passes, persistence
 from kmeans_exp.engine.initialization import initial_indices
-from kmeans_exp.engine.tf_runtime import tf
 from kmeans_exp.errors import ConfigError
+from kmeans_exp.tf_runtime import tf
 
 # Salts that keep the random streams of initialisation and batch sampling apart.
 INIT_SALT = 0

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from kmeans_exp.engine.passes import Rows, map_rows
-from kmeans_exp.engine.tf_runtime import tf
+from kmeans_exp.tf_runtime import tf
 
 # The seed of k-means++ choice i is (seed[0], seed[1] + i * CHOICE_SEED_STRIDE): a prime
 # stride, so each choice draws from its own stateless stream and no two choices of the same

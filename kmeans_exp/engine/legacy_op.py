@@ -38,7 +38,7 @@ def legacy_train(
     """
     from tensorflow.python.ops import clustering_ops
 
-    from kmeans_exp.engine.tf_runtime import tf
+    from kmeans_exp.tf_runtime import tf
 
     graph = tf.Graph()
     with graph.as_default():

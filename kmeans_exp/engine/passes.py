@@ -26,7 +26,7 @@ from typing import NamedTuple
 import numpy as np
 
 from kmeans_exp.data import ALIGNMENT
-from kmeans_exp.engine.tf_runtime import tf
+from kmeans_exp.tf_runtime import tf
 
 MIN_CHUNK_ROWS = 256  # below this the product runs on too few rows to be efficient
 

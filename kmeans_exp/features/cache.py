@@ -1,14 +1,16 @@
 """Fitted representations on disk, so that a sweep fits each one once, across processes too.
 
-An entry is a folder named by its key (a hash of the data, the features config and the library
-versions that shape the result), holding the transformed splits, the fitted steps and a
-manifest with the sha256 of every file. It is written under a temporary name and renamed into
-place (atomic on one filesystem), so parallel jobs never see half an entry; when two jobs fit
-the same entry at once, the first rename wins and the other's copy is dropped. An entry whose
-files do not match its manifest (truncated, edited, half-deleted) is removed and refitted.
+An entry is a folder named by its key (a hash of the data, the config with its seed, and the library
+versions that shape the result), holding the transformed splits, the fitted steps, the arrays a
+later stage needs (the autoencoder's decoder, a refinement's centres) and a manifest with the sha256
+of every file. The refinements after the K-Means keep their entries here too. It is written under a
+temporary name and renamed into place (atomic on one filesystem), so parallel jobs never see half an
+entry; when two jobs fit the same entry at once, the first rename wins and the other's copy is
+dropped. An entry whose files do not match its manifest (truncated, edited, half-deleted) is removed
+and refitted.
 
 The folder is ``$XDG_CACHE_HOME/kmeans_exp/features`` (``~/.cache`` by default);
-``KMEANS_EXP_FEATURE_CACHE`` names another, or turns the cache off with ``off``.
+``KMEANS_EXP_FEATURE_CACHE`` names another, or turns the cache off with ``off`` (``cache_dirs``).
 """
 
 from __future__ import annotations
@@ -19,19 +21,21 @@ import logging
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from kmeans_exp import cache_dirs
 from kmeans_exp.data import sha256_file
 from kmeans_exp.features import served_steps
 
 log = logging.getLogger(__name__)
 
 ENV = "KMEANS_EXP_FEATURE_CACHE"
-FORMAT = 1  # bump when what an entry holds changes
+FORMAT = 2  # bump when what an entry holds changes
 SPLITS_FILE = "splits.npz"
+ARRAYS_FILE = "arrays.npz"
 MANIFEST = "manifest.json"
 
 
@@ -45,15 +49,12 @@ class Entry:
     steps: list
     history: dict[str, list[float]]  # per-epoch series, e.g. the autoencoder's loss
     fit_seconds: float  # what the fit cost when it ran
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)  # for later stages
 
 
 def folder() -> Path | None:
     """The cache folder, or None when ``KMEANS_EXP_FEATURE_CACHE=off``."""
-    chosen = os.environ.get(ENV)
-    if chosen is not None:
-        return None if chosen.strip().lower() in ("", "off", "0", "false") else Path(chosen)
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "kmeans_exp" / "features"
+    return cache_dirs.folder(ENV, "features")
 
 
 def key(parts: dict) -> str:
@@ -75,12 +76,14 @@ def load(name: str) -> Entry | None:
                 raise ValueError(f"{file} does not match its manifest")
         with np.load(path / SPLITS_FILE, allow_pickle=False) as f:
             splits = [f[k] for k in ("x_train", "x_val", "x_test")]
+        with np.load(path / ARRAYS_FILE, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
         steps = served_steps.load(path / "steps")
     except Exception as e:  # anything unreadable: refit rather than trust it
         log.warning("feature cache entry %s is damaged (%s): fitting it again", path, e)
         shutil.rmtree(path, ignore_errors=True)
         return None
-    return Entry(*splits, steps, manifest["history"], manifest["fit_seconds"])
+    return Entry(*splits, steps, manifest["history"], manifest["fit_seconds"], arrays)
 
 
 def store(name: str, entry: Entry) -> None:
@@ -96,6 +99,7 @@ def store(name: str, entry: Entry) -> None:
         return
     try:
         np.savez(tmp / SPLITS_FILE, x_train=entry.x_train, x_val=entry.x_val, x_test=entry.x_test)
+        np.savez(tmp / ARRAYS_FILE, **entry.arrays)
         served_steps.save(entry.steps, tmp / "steps")
         files = [p for p in tmp.rglob("*") if p.is_file()]
         manifest = {

@@ -6,8 +6,12 @@ served model carries a copy of it (MLflow ``code_paths``) and must run without k
 TensorFlow or Keras. The rows are what the engine reads as floats: pixels / 255, or embeddings.
 
 - ``Affine``: ``(x - mean) @ matrix * scale`` (PCA, whitened or not);
-- ``Encoder``: dense layers, ReLU between them, the last one linear (an autoencoder's encoder);
+- ``Dense``: dense layers, ReLU between them, the last one linear (an autoencoder's encoder, or
+  its decoder);
 - ``Umap``: a fitted ``umap.UMAP``'s ``transform``.
+
+Each step says what it needs to be served (``REQUIREMENTS``: distributions beside MLflow), how
+to write itself as arrays and how to come back from them; ``STEP_TYPES`` finds a type by name.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import json
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -29,6 +33,8 @@ class Affine:
     matrix: np.ndarray  # (d, c)
     scale: np.ndarray | None = None  # (c,): 1/sqrt(explained variance) when whitened
 
+    REQUIREMENTS: ClassVar[tuple[str, ...]] = ()
+
     @property
     def width(self) -> int:
         return self.matrix.shape[1]
@@ -37,15 +43,24 @@ class Affine:
         out = (x - self.mean) @ self.matrix
         return out * self.scale if self.scale is not None else out
 
-    def arrays(self) -> dict[str, np.ndarray]:
+    def arrays(self, prefix: str) -> dict[str, np.ndarray]:
         found = {"mean": self.mean, "matrix": self.matrix}
-        return found if self.scale is None else {**found, "scale": self.scale}
+        found |= {} if self.scale is None else {"scale": self.scale}
+        return {f"{prefix}.{name}": value for name, value in found.items()}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray], prefix: str) -> Affine:
+        return cls(
+            arrays[f"{prefix}.mean"], arrays[f"{prefix}.matrix"], arrays.get(f"{prefix}.scale")
+        )
 
 
 @dataclass
-class Encoder:
+class Dense:
     weights: list[np.ndarray]  # (d_in, d_out) per layer
     biases: list[np.ndarray]
+
+    REQUIREMENTS: ClassVar[tuple[str, ...]] = ()
 
     @property
     def width(self) -> int:
@@ -59,14 +74,24 @@ class Encoder:
                 np.maximum(x, 0.0, out=x)
         return x
 
-    def arrays(self) -> dict[str, np.ndarray]:
-        found = {f"w{i}": w for i, w in enumerate(self.weights)}
-        return found | {f"b{i}": b for i, b in enumerate(self.biases)}
+    def arrays(self, prefix: str) -> dict[str, np.ndarray]:
+        found = {f"{prefix}.w{i}": w for i, w in enumerate(self.weights)}
+        return found | {f"{prefix}.b{i}": b for i, b in enumerate(self.biases)}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray], prefix: str) -> Dense:
+        layers = sum(1 for name in arrays if name.startswith(f"{prefix}.w"))
+        return cls(
+            [arrays[f"{prefix}.w{j}"] for j in range(layers)],
+            [arrays[f"{prefix}.b{j}"] for j in range(layers)],
+        )
 
 
 @dataclass
 class Umap:
-    model: Any  # a fitted umap.UMAP
+    model: Any  # a fitted umap.UMAP, kept as umap-learn keeps one: a pickle
+
+    REQUIREMENTS: ClassVar[tuple[str, ...]] = ("umap-learn",)
 
     @property
     def width(self) -> int:
@@ -76,7 +101,8 @@ class Umap:
         return np.asarray(self.model.transform(x), dtype=np.float32)
 
 
-Step = Affine | Encoder | Umap
+Step = Affine | Dense | Umap
+STEP_TYPES = {cls.__name__: cls for cls in (Affine, Dense, Umap)}
 
 
 def transform(steps: list[Step], x: np.ndarray) -> np.ndarray:
@@ -100,8 +126,13 @@ def transform(steps: list[Step], x: np.ndarray) -> np.ndarray:
     return np.concatenate(parts)
 
 
+def requirements(steps: list[Step]) -> list[str]:
+    """The distributions that serving ``steps`` needs beside MLflow (and NumPy)."""
+    return sorted({name for step in steps for name in step.REQUIREMENTS})
+
+
 def save(steps: list[Step], folder: Path) -> None:
-    """Write ``steps`` to ``folder``: ``steps.json`` (their order and kinds), ``steps.npz``
+    """Write ``steps`` to ``folder``: ``steps.json`` (their order and types), ``steps.npz``
     (their arrays) and one pickle per UMAP model (umap-learn's own way to keep one)."""
     folder.mkdir(parents=True, exist_ok=True)
     kinds, arrays = [], {}
@@ -111,7 +142,7 @@ def save(steps: list[Step], folder: Path) -> None:
             with open(folder / f"umap{i}.pkl", "wb") as f:
                 pickle.dump(step.model, f, protocol=pickle.HIGHEST_PROTOCOL)
         else:
-            arrays |= {f"{i}.{name}": value for name, value in step.arrays().items()}
+            arrays |= step.arrays(str(i))
     (folder / "steps.json").write_text(json.dumps(kinds))
     np.savez(folder / "steps.npz", **arrays)
 
@@ -123,17 +154,9 @@ def load(folder: Path) -> list[Step]:
         arrays = {name: f[name] for name in f.files}
     steps: list[Step] = []
     for i, kind in enumerate(kinds):
-        mine = {k.split(".", 1)[1]: v for k, v in arrays.items() if k.split(".", 1)[0] == str(i)}
-        if kind == "Affine":
-            steps.append(Affine(mine["mean"], mine["matrix"], mine.get("scale")))
-        elif kind == "Encoder":
-            layers = len(mine) // 2
-            steps.append(
-                Encoder(
-                    [mine[f"w{j}"] for j in range(layers)], [mine[f"b{j}"] for j in range(layers)]
-                )
-            )
-        else:  # our own pickle, written by save() next to the arrays
+        if kind == "Umap":  # our own pickle, written by save() next to the arrays
             with open(folder / f"umap{i}.pkl", "rb") as f:
                 steps.append(Umap(pickle.load(f)))
+        else:
+            steps.append(STEP_TYPES[kind].from_arrays(arrays, str(i)))
     return steps

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from kmeans_exp import metrics as registry
 from kmeans_exp import summary
 from kmeans_exp.errors import TrackingError, first_line
 from kmeans_exp.tracking.liveness import process_tags
@@ -270,7 +271,7 @@ def _log_summary(
     plotted = summary.finished(rows)
     figures = []
     if keys and plotted:
-        metrics = ("val_accuracy", "test_accuracy")
+        metrics = registry.names("sweep_figure")
         figures.append(
             (plots.sweep_summary(plotted, keys[0], keys[1:], metrics), "sweep_summary.png")
         )

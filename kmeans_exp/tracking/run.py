@@ -29,6 +29,7 @@ from kmeans_exp.tracking.store import CONFIG_HASH_TAG, Store, git_commit
 
 PYFUNC_MODEL_FILE = Path(__file__).resolve().parent / "pyfunc_model.py"
 FEATURE_CACHE_TAG = "kmeans_exp.features.cache"  # hit, miss, off, or none (raw, precomputed)
+REFINE_CACHE_TAG = "kmeans_exp.refine.cache"  # hit, miss or off; only on refined runs
 
 
 class Terminated(KeyboardInterrupt):
@@ -218,12 +219,21 @@ class ExperimentRun:
     @_tracked
     def log_representation(self, cache_status: str, history: dict[str, list[float]]) -> None:
         """Whether the features came from the cache (a tag), and their per-epoch series."""
+        self._log_stage(FEATURE_CACHE_TAG, cache_status, history)
+
+    @_tracked
+    def log_refinement(self, cache_status: str, history: dict[str, list[float]]) -> None:
+        """Whether the refinement came from the cache (a tag), and its series (one value per
+        update of the target distribution: ``refine_loss``, ``refine_label_change``)."""
+        self._log_stage(REFINE_CACHE_TAG, cache_status, history)
+
+    def _log_stage(self, tag: str, cache_status: str, history: dict[str, list[float]]) -> None:
         import mlflow
 
-        mlflow.set_tag(FEATURE_CACHE_TAG, cache_status)
+        mlflow.set_tag(tag, cache_status)
         for key, values in history.items():
-            for epoch, value in enumerate(values, start=1):
-                self._steps.log(key, value, epoch)
+            for step, value in enumerate(values, start=1):
+                self._steps.log(key, value, step)
         self._steps.flush()
 
     @_tracked
@@ -254,8 +264,9 @@ class ExperimentRun:
         from kmeans_exp.features import served_steps
 
         requirements = [f"mlflow=={mlflow.__version__}"]  # brings numpy; checked fast
-        if any(isinstance(step, served_steps.Umap) for step in steps):
-            requirements.append(f"umap-learn=={metadata.version('umap-learn')}")
+        requirements += [
+            f"{name}=={metadata.version(name)}" for name in served_steps.requirements(steps)
+        ]
         with tempfile.TemporaryDirectory() as tmp:
             clusters = Path(tmp) / "clusters.npz"
             np.savez(clusters, centers=centers, labels=labels, distance_metric=distance_metric)

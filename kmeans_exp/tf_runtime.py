@@ -1,5 +1,7 @@
 """Import TensorFlow quietly, with XLA's compiled programs cached on disk between processes.
 
+Shared by everything that runs TensorFlow: the engine, the autoencoder and the refinements.
+
 TensorFlow 2.21 prints C++ log lines while it loads (CUDA stubs, cuInit errors, oneDNN notices,
 "All log messages before absl::InitializeLog()"), before ``TF_CPP_MIN_LOG_LEVEL`` takes effect.
 Unless the user asked for logs (``TF_CPP_MIN_LOG_LEVEL`` set below 3), we set it to 3 and send
@@ -11,9 +13,9 @@ TensorFlow's persistent cache (``--tf_xla_persistent_cache_directory``) stores t
 later process with the same shapes loads them instead (~0.04 s each). Entries are written to a
 temporary file and renamed, so parallel jobs can share the folder. The folder is per TensorFlow
 version and CPU (the programs are built for the host's instruction set), under the user cache
-directory; ``KMEANS_EXP_XLA_CACHE`` names another folder, or turns the cache off with ``off``.
-A folder that cannot be written means no cache. A ``--tf_xla_persistent_cache_directory``
-already in ``TF_XLA_FLAGS`` is left as it is.
+directory (``cache_dirs``); ``KMEANS_EXP_XLA_CACHE`` names another folder, or turns the cache
+off with ``off``. A folder that cannot be written means no cache. A
+``--tf_xla_persistent_cache_directory`` already in ``TF_XLA_FLAGS`` is left as it is.
 
 ``import tensorflow`` also imports Keras (and scikit-learn through it) at once, only to register
 Keras' optimizers; that is half of TensorFlow's import time (2.5 of 5.2 s on an AVX-512 EPYC)
@@ -33,16 +35,16 @@ from importlib import metadata
 from pathlib import Path
 from types import ModuleType
 
+from kmeans_exp import cache_dirs
+
 CACHE_FLAG = "--tf_xla_persistent_cache_directory"
 
 
 def xla_cache_dir() -> Path | None:
     """The folder for compiled XLA programs: ``KMEANS_EXP_XLA_CACHE`` or the default; None: off."""
-    chosen = os.environ.get("KMEANS_EXP_XLA_CACHE")
-    if chosen is not None:
-        return None if chosen.strip().lower() in ("", "off", "0", "false") else Path(chosen)
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "kmeans_exp" / "xla" / f"tf{metadata.version('tensorflow')}-{_cpu_id()}"
+    return cache_dirs.folder(
+        "KMEANS_EXP_XLA_CACHE", "xla", f"tf{metadata.version('tensorflow')}-{_cpu_id()}"
+    )
 
 
 def _cpu_id() -> str:

@@ -1,0 +1,91 @@
+"""Refinements after the K-Means: one module each, found by name (``kmeans_exp.kinds``).
+
+A refinement module holds ``Config`` (its schema, a ``RefineConfig`` whose ``KIND`` is the
+module's name; its YAML in ``conf/refine/<name>.yaml``) and, unless it is ``none``,
+``fit(config, start, seed) -> Refined``. ``Config.FEATURES`` names the representation kinds it
+applies to; ``Config.DISTANCE`` the K-Means distance it starts from.
+"""
+
+from __future__ import annotations
+
+import typing
+from dataclasses import dataclass, field
+
+import numpy as np
+from omegaconf import MISSING
+
+from kmeans_exp import options
+from kmeans_exp.errors import ConfigError
+from kmeans_exp.kinds import KindConfig
+
+PACKAGE = __name__
+
+
+@dataclass
+class RefineConfig(KindConfig):
+    """What runs after the K-Means (the base of every option of the ``refine`` group)."""
+
+    GROUP: typing.ClassVar[str] = "refine"
+    FEATURES: typing.ClassVar[tuple[str, ...] | None] = None  # None: any representation
+    DISTANCE: typing.ClassVar[str | None] = None  # None: any K-Means distance
+
+    def check_against(self, features_kind: str, distance_metric: str) -> None:
+        """Refuse a representation or K-Means this refinement cannot start from."""
+        if self.FEATURES is not None and features_kind not in self.FEATURES:
+            allowed = ", ".join(f"features={name}" for name in self.FEATURES)
+            raise ConfigError(
+                f"refine={self.kind} with features={features_kind}: it trains the encoder, "
+                f"so it needs {allowed}"
+            )
+        if self.DISTANCE is not None and distance_metric != self.DISTANCE:
+            raise ConfigError(
+                f"refine={self.kind} with distance_metric={distance_metric}: its clustering "
+                f"layer starts from Euclidean centres (distance_metric={self.DISTANCE})"
+            )
+
+
+@dataclass
+class ClusteringParams(RefineConfig):
+    """A clustering layer trained on the codes (DEC and IDEC), with its published defaults."""
+
+    FEATURES: typing.ClassVar[tuple[str, ...] | None] = ("autoencoder",)
+    DISTANCE: typing.ClassVar[str | None] = "squared_euclidean"
+    batch_size: int = MISSING
+    update_interval: int = MISSING  # batches between updates of the target distribution
+    tol: float = MISSING  # stop when fewer than this fraction of points change cluster
+    max_iter: int = MISSING  # batches at most
+    learning_rate: float = MISSING
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        options.at_least("refine.batch_size", self.batch_size, 1)
+        options.at_least("refine.update_interval", self.update_interval, 1, "batches")
+        options.open_unit_interval("refine.tol", self.tol)
+        options.at_least("refine.max_iter", self.max_iter, 1, "batches")
+        options.positive("refine.learning_rate", self.learning_rate)
+
+
+@dataclass(frozen=True)
+class Start:
+    """What a refinement starts from: the autoencoder and the K-Means on its codes."""
+
+    rows: np.ndarray  # float rows it trains on (the representation's fit rows)
+    encoder: typing.Any  # served_steps.Dense
+    decoder: typing.Any  # served_steps.Dense
+    centres: np.ndarray  # (k, code) K-Means centres on the codes
+
+
+@dataclass(frozen=True)
+class Refined:
+    """A refinement's result: the trained encoder, the clustering layer's centres, its series."""
+
+    encoder: typing.Any  # served_steps.Dense
+    centres: np.ndarray
+    history: dict[str, list[float]] = field(default_factory=dict)
+
+
+def kind(config: RefineConfig) -> typing.Any:
+    """The refinement module of ``config``."""
+    from kmeans_exp import kinds
+
+    return kinds.module(PACKAGE, config.kind)
