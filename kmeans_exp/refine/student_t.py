@@ -48,6 +48,13 @@ def target_distribution(q: Any) -> Any:
     return weight / tf.reduce_sum(weight, axis=1, keepdims=True)
 
 
+def kl_divergence(p: Any, q: Any) -> Any:
+    """KL(P‖Q): summed over the clusters, averaged over the rows (Keras' ``kld``)."""
+    from kmeans_exp.tf_runtime import tf
+
+    return tf.reduce_mean(tf.reduce_sum(p * tf.math.log(p / q), axis=1))
+
+
 def train(
     config: ClusteringParams,
     start: Start,
@@ -58,8 +65,9 @@ def train(
     """Train the encoder (and the decoder when ``gamma`` is set: IDEC) and the centres.
 
     ``optimizer`` is a Keras optimizer's name and arguments. The result's history has one
-    value per target update: ``refine_loss`` (mean training loss since the previous update)
-    and ``refine_label_change`` (fraction of rows whose cluster changed).
+    value per target update: ``refine_loss`` (mean training loss since the previous update),
+    ``refine_label_change`` (fraction of rows whose cluster changed) and ``refine_kl``
+    (KL(P‖Q) over every row with the new target: it falls as the assignments grow confident).
     """
     # isort: off
     from kmeans_exp.tf_runtime import tf  # first: TensorFlow quietly
@@ -83,8 +91,7 @@ def train(
     def step(rows, p):
         with tf.GradientTape() as tape:
             z = encoder(rows, training=True)
-            q = soft_assignment(z, centres)
-            kl = tf.reduce_mean(tf.reduce_sum(p * tf.math.log(p / q), axis=1))
+            kl = kl_divergence(p, soft_assignment(z, centres))
             loss = kl
             if decoder is not None:
                 mse = tf.reduce_mean(tf.square(decoder(z, training=True) - rows))
@@ -104,7 +111,11 @@ def train(
     position = 0
     labels = None
     losses: list[float] = []
-    history: dict[str, list[float]] = {"refine_loss": [], "refine_label_change": []}
+    history: dict[str, list[float]] = {
+        "refine_loss": [],
+        "refine_label_change": [],
+        "refine_kl": [],
+    }
     started = time.perf_counter()
     for iteration in range(config.max_iter + 1):
         if iteration % config.update_interval == 0 or iteration == config.max_iter:
@@ -115,6 +126,7 @@ def train(
                 change = float(np.mean(new_labels != labels))
                 history["refine_loss"].append(float(np.mean(losses)))
                 history["refine_label_change"].append(change)
+                history["refine_kl"].append(float(kl_divergence(p, q)))
                 log.info(
                     "%s batch %d/%d: loss %.5f, %.4f of the rows changed cluster (%.1fs)",
                     config.kind,
