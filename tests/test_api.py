@@ -53,6 +53,9 @@ def test_restarts_log_each_inertia_and_keep_the_best(store):
     best = int(client.get_run(result.run_id).data.metrics["best_restart"])
     assert inertias[best] == pytest.approx(min(inertias))
     assert result.metrics["inertia"] == pytest.approx(min(inertias))
+    near = sum(1 for inertia in inertias if inertia <= 1.01 * min(inertias))
+    assert 1 <= near <= 3
+    assert client.get_run(result.run_id).data.metrics["restarts_near_best"] == near
     for i in range(3):  # every restart's steps, and the kept one's as avg_distance
         assert len(client.get_metric_history(result.run_id, f"avg_distance_restart_{i}")) == 2
     kept = client.get_metric_history(result.run_id, f"avg_distance_restart_{best}")

@@ -42,12 +42,12 @@ def represent(config, splits, seed: int = 0):
     return stage.represent(config, splits, seed)
 
 
-def pca_config(**overrides) -> PCAFeatures:
+def pca_config(**overrides) -> pca.Config:
     values = {"fit_on": FitOn.train, "seed": 0, "n_components": 20, "whiten": False}
     return pca.Config(kind="pca", **{**values, **overrides})
 
 
-def tiny_autoencoder(**overrides) -> AutoencoderFeatures:
+def tiny_autoencoder(**overrides) -> autoencoder.Config:
     values = {
         "fit_on": FitOn.train,
         "seed": 0,
@@ -309,3 +309,28 @@ def test_a_short_n2d_run_trains_its_autoencoder_then_umap(tmp_path, small_idx):
     losses = client.get_metric_history(run.info.run_id, "autoencoder_loss")
     assert [m.step for m in losses] == [1, 2, 3, 4, 5] and losses[-1].value < losses[0].value
     assert widths == [4, 10]  # the autoencoder's codes are cached on their own, for reuse
+
+
+def test_the_fit_seed_follows_the_run_unless_set_and_keys_the_cache(small, feature_cache):
+    follows = pca_config(seed=None, n_components=5)
+    first = represent(follows, small, seed=0)
+    other = represent(follows, small, seed=1)
+    assert (first.cache, other.cache) == ("miss", "miss") and first.key != other.key
+    fixed = represent(pca_config(seed=1, n_components=5), small, seed=0)  # features.seed wins
+    assert (fixed.cache, fixed.key) == ("hit", other.key)
+    assert len([p for p in feature_cache.iterdir() if not p.name.startswith(".")]) == 2
+    assert stage.fit_seed(follows, 7) == 7 and stage.fit_seed(pca_config(seed=3), 7) == 3
+
+
+@pytest.mark.slow
+def test_a_seed_sweep_refits_the_autoencoder_per_seed_and_a_repeat_hits_both(tmp_path, small_idx):
+    args = ["-m", "features=autoencoder", "features.hidden=[32]", "features.epochs=1", "seed=0,1"]
+    _, jobs, widths = cli_runs(args, tmp_path, small_idx)
+    assert widths == [10, 10]  # two entries: one per seed
+    assert sorted(r.data.params["features.fit_seed"] for r in jobs) == ["0", "1"]
+    assert {r.data.tags["kmeans_exp.features.cache"] for r in jobs} == {"miss"}
+    codes = {r.data.params["seed"]: r.data.metrics["test_nmi"] for r in jobs}
+    assert codes["0"] != codes["1"]
+    _, jobs, widths = cli_runs(args, tmp_path, small_idx)
+    repeat = [r for r in jobs if r.data.tags["kmeans_exp.features.cache"] == "hit"]
+    assert len(repeat) == 2 and widths == [10, 10]

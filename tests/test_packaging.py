@@ -115,16 +115,18 @@ def test_each_layer_loads_only_what_it_needs(modules, absent):
 @pytest.mark.slow
 def test_a_raw_run_loads_no_representation_library(tmp_path):
     """umap-learn (and numba, its compiler) load only for features=umap or n2d, Keras only for
-    the autoencoder (``import tensorflow`` would import it: ``tf_runtime`` hides it)."""
+    the autoencoder (``import tensorflow`` would import it: ``tf_runtime`` hides it), and the
+    DEC/IDEC training code only for a refined run."""
     code = (
         "import json, sys, kmeans_exp\n"
         "kmeans_exp.run_experiment(k=5, steps=1, tracking={'enabled': False})\n"
-        "print(json.dumps([m.split('.')[0] for m in sys.modules]))\n"
+        "print(json.dumps(list(sys.modules)))\n"
     )
     result = run_python(code, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
-    loaded = set(json.loads(result.stdout.splitlines()[-1]))
-    assert not loaded & {"umap", "numba", "pynndescent", "keras"}
+    modules = set(json.loads(result.stdout.splitlines()[-1]))
+    assert not {m.split(".")[0] for m in modules} & {"umap", "numba", "pynndescent", "keras"}
+    assert "kmeans_exp.refine.student_t" not in modules
 
 
 def test_keras_imports_as_usual_after_the_engine():

@@ -1,0 +1,221 @@
+"""The refinement stage (refine=dec, refine=idec): the clustering layer against NumPy by hand,
+training that converges, determinism and the cache, bad input, and the served model."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import mlflow
+import numpy as np
+import pytest
+
+import kmeans_exp
+from kmeans_exp import data, evaluate
+from kmeans_exp.errors import ConfigError
+from kmeans_exp.features import cache, stage
+from kmeans_exp.features.kinds import autoencoder
+from kmeans_exp.options import FitOn
+from kmeans_exp.refine import stage as refine_stage
+from kmeans_exp.refine.kinds import dec, idec
+
+
+@pytest.fixture()
+def feature_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv(cache.ENV, str(tmp_path / "features"))
+    return tmp_path / "features"
+
+
+def test_student_t_assignment_and_target_match_a_computation_by_hand():
+    from kmeans_exp.refine import student_t
+
+    z = np.array([[0.0, 0.0], [1.0, 2.0], [3.0, -1.0]], np.float32)
+    centres = np.array([[0.0, 1.0], [2.0, 0.0]], np.float32)
+    # q_ij ∝ 1 / (1 + |z_i - mu_j|²) (alpha = 1), rows normalised.
+    by_hand = np.array([[1 / 2, 1 / 5], [1 / 3, 1 / 6], [1 / 14, 1 / 3]])
+    by_hand /= by_hand.sum(axis=1, keepdims=True)
+    q = student_t.soft_assignment(z, centres).numpy()
+    np.testing.assert_allclose(q, by_hand, rtol=1e-6)
+    # p_ij ∝ q_ij² / f_j, f_j = sum_i q_ij; rows normalised.
+    f = by_hand.sum(axis=0)
+    target = by_hand**2 / f
+    target /= target.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(student_t.target_distribution(q).numpy(), target, rtol=1e-6)
+    kl = np.mean(np.sum(target * np.log(target / by_hand), axis=1))
+    assert float(student_t.kl_divergence(target, q)) == pytest.approx(kl, rel=1e-5)
+
+
+@pytest.fixture(scope="module")
+def codes(mnist):
+    """A short autoencoder on 3,000 images, its codes, and a K-Means on them (cache off)."""
+    small = dataclasses.replace(
+        mnist,
+        x_train=mnist.x_train[:3000],
+        y_train=mnist.y_train[:3000],
+        x_val=mnist.x_val[:0],
+        y_val=mnist.y_val[:0],
+        x_test=mnist.x_test[:1000],
+        y_test=mnist.y_test[:1000],
+    )
+    config = autoencoder.Config(
+        kind="autoencoder",
+        fit_on=FitOn.train,
+        seed=0,
+        hidden=[256, 64],
+        code_size=10,
+        epochs=8,
+        batch_size=128,
+        learning_rate=1e-3,
+    )
+    previous = os.environ.get(cache.ENV)
+    os.environ[cache.ENV] = "off"
+    try:
+        rep = stage.represent(config, small, 0)
+    finally:
+        os.environ.pop(cache.ENV) if previous is None else os.environ.update({cache.ENV: previous})
+    from kmeans_exp.engine import KMeans
+
+    model = KMeans(10, distance_metric="squared_euclidean", seed=0, n_init=3)
+    model.fit(rep.splits.x_train, 50)
+    return small, config, rep, model.cluster_centers_
+
+
+def idec_config(**changes) -> idec.Config:
+    values = dict(batch_size=128, update_interval=50, tol=1e-4, max_iter=600, learning_rate=1e-3)
+    return idec.Config(kind="idec", **{**values, "gamma": 0.1, **changes})
+
+
+@pytest.mark.slow
+def test_idec_converges_and_is_deterministic_and_cached(codes, feature_cache, monkeypatch):
+    small, config, rep, centres = codes
+    fits = []
+    real_fit = idec.fit
+    monkeypatch.setattr(idec, "fit", lambda *a: fits.append(1) or real_fit(*a))
+    first = refine_stage.refine(idec_config(), config, small, rep, centres, 0)
+    history = first.representation.history
+    changes, kl = history["refine_label_change"], history["refine_kl"]
+    assert len(changes) == len(kl) == 12  # 600 batches, an update every 50
+    assert changes[-1] < changes[0] / 2 and kl[-1] < kl[0]  # fewer changes, sharper q
+    assert first.representation.cache == "miss"
+    # The refined clusters score the refined codes: nearest centre = argmax q.
+    from kmeans_exp.refine import student_t
+
+    q = student_t.soft_assignment(
+        first.representation.splits.x_test, first.clusters.cluster_centers_
+    )
+    np.testing.assert_array_equal(
+        first.clusters.predict(first.representation.splits.x_test), np.argmax(q, axis=1)
+    )
+
+    again = refine_stage.refine(idec_config(), config, small, rep, centres, 0)
+    assert (again.representation.cache, len(fits)) == ("hit", 1)
+    monkeypatch.setenv(cache.ENV, "off")  # from scratch: the same result for the same seed
+    fresh = refine_stage.refine(idec_config(), config, small, rep, centres, 0)
+    np.testing.assert_array_equal(fresh.clusters.cluster_centers_, first.clusters.cluster_centers_)
+    np.testing.assert_array_equal(
+        fresh.representation.splits.x_test, first.representation.splits.x_test
+    )
+    assert len(fits) == 2
+
+
+@pytest.mark.slow
+def test_dec_stops_once_few_points_change_cluster(codes, feature_cache):
+    small, config, rep, centres = codes
+    settings = dict(batch_size=128, update_interval=50, max_iter=3000, learning_rate=0.01)
+    result = refine_stage.refine(
+        dec.Config(kind="dec", tol=0.01, momentum=0.9, **settings), config, small, rep, centres, 0
+    )
+    changes = result.representation.history["refine_label_change"]
+    assert changes[-1] < 0.01 <= min(changes[:-1], default=1.0)  # stopped at the first below tol
+    assert len(changes) < 60  # before max_iter
+    before = evaluate.matched_accuracy(
+        small.y_test, np.argmin(((rep.splits.x_test[:, None] - centres[None]) ** 2).sum(-1), axis=1)
+    )
+    after = evaluate.matched_accuracy(
+        small.y_test, result.clusters.predict(result.representation.splits.x_test)
+    )
+    assert after > before - 0.05  # it refines; it does not wreck the K-Means it started from
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["features=umap", "refine=dec"], "refine=dec with features=umap: it trains the encoder"),
+        (["features=n2d", "refine=idec"], "refine=idec with features=n2d: it trains the encoder"),
+        (["refine=dec"], "refine=dec with features=raw"),
+        (
+            ["features=autoencoder", "refine=idec", "distance_metric=cosine"],
+            "refine=idec with distance_metric=cosine",
+        ),
+        (
+            ["features=autoencoder", "refine=idec", "refine.gamma=-0.1"],
+            "refine.gamma=-0.1: expected a number >= 0",
+        ),
+        (
+            ["features=autoencoder", "refine=dec", "refine.tol=0"],
+            r"refine.tol=0.0: expected a number in \(0, 1\)",
+        ),
+        (
+            ["features=autoencoder", "refine=dec", "refine.tol=1.5"],
+            r"refine.tol=1.5: expected a number in \(0, 1\)",
+        ),
+        (
+            ["features=autoencoder", "refine=dec", "refine.update_interval=0"],
+            "refine.update_interval=0: expected an integer >= 1",
+        ),
+        (
+            ["features=autoencoder", "refine=dec", "refine.gamma=0.1"],
+            "Could not override 'refine.gamma'",
+        ),
+        (
+            ["features=autoencoder", "refine=dec", "k=60000"],
+            "k=60000: more clusters than the 55000",
+        ),
+    ],
+    ids=["umap", "n2d", "raw", "cosine", "gamma", "tol-0", "tol-1.5", "interval", "dec-gamma", "k"],
+)
+def test_bad_refine_settings_are_refused_in_one_line_before_any_run(tmp_path, overrides, message):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    base = ["distance_metric=squared_euclidean"]
+    with pytest.raises(ConfigError, match=message) as error:
+        config = kmeans_exp.compose([*base, *overrides])
+        kmeans_exp.run_experiment(config, tracking={"uri": uri})
+    assert "\n" not in str(error.value)
+    assert not (tmp_path / "mlflow.db").exists()
+
+
+@pytest.mark.slow
+def test_a_refined_run_logs_before_and_after_and_serves_its_predictions(tmp_path, feature_cache):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    overrides = [
+        "features=autoencoder",
+        "features.hidden=[128]",
+        "features.epochs=2",
+        "refine=idec",
+        "refine.max_iter=300",
+        "refine.update_interval=100",
+        "k=10",
+        "distance_metric=squared_euclidean",
+        "steps=20",
+    ]
+    result = kmeans_exp.run_experiment(kmeans_exp.compose(overrides), tracking={"uri": uri})
+    client = mlflow.MlflowClient(uri)
+    run = client.get_run(result.run_id)
+    metrics, params = run.data.metrics, run.data.params
+    assert params["refine.kind"] == "idec" and params["features.fit_seed"] == "0"
+    assert run.data.tags["kmeans_exp.refine.cache"] == "miss"
+    for name in ("matched_accuracy", "nmi", "ari"):
+        assert 0.2 < metrics[f"kmeans_test_{name}"] <= 1.0
+    assert 0.3 < metrics["test_matched_accuracy"] <= 1.0
+    assert metrics["test_matched_accuracy"] != metrics["kmeans_test_matched_accuracy"]
+    changes = client.get_metric_history(result.run_id, "refine_label_change")
+    assert [m.step for m in changes] == [1, 2, 3]
+    assert result.model.distance_metric == "squared_euclidean"
+
+    served = mlflow.pyfunc.load_model(run.data.tags["model_uri"])
+    pixels = data.features(data.load_splits("bundled", None, "mnist", None, 5000).x_test)
+    refined = result.features.splits
+    in_process = result.evaluation.clusters.predict(result.model.predict(refined.x_test))
+    np.testing.assert_array_equal(served.predict(pixels), in_process)
+    assert float(np.mean(in_process == refined.y_test)) == metrics["test_accuracy"]
+    mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
