@@ -219,3 +219,22 @@ def test_a_refined_run_logs_before_and_after_and_serves_its_predictions(tmp_path
     np.testing.assert_array_equal(served.predict(pixels), in_process)
     assert float(np.mean(in_process == refined.y_test)) == metrics["test_accuracy"]
     mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
+
+
+def test_the_representations_preset_names_each_pipeline_by_its_features_and_refine():
+    expected = {
+        "raw": ("raw", "none"),
+        "pca": ("pca", "none"),
+        "umap": ("umap", "none"),
+        "autoencoder": ("autoencoder", "none"),
+        "autoencoder_dec": ("autoencoder", "dec"),
+        "autoencoder_idec": ("autoencoder", "idec"),
+        "n2d": ("n2d", "none"),
+    }
+    for pipeline, kinds in expected.items():
+        config = kmeans_exp.compose(["experiments=representations", f"pipeline={pipeline}"])
+        assert (config.features.kind, config.refine.kind) == kinds
+        assert (config.n_init, config.k, config.features.seed) == (10, 10, None)
+    assert config.refine.kind == "none"
+    refined = kmeans_exp.compose(["experiments=representations", "pipeline=autoencoder_idec"])
+    assert (refined.refine.max_iter, refined.refine.gamma) == (2800, 0.1)

@@ -50,7 +50,8 @@ class KMeans(tf.Module):
     use_mini_batch : False for full-batch Lloyd steps, True for TF's count-based mini-batch rule.
     batch_size : points sampled (without replacement) each mini-batch step; None = every point
         each step (what the TensorFlow tutorial did). Ignored in full batch.
-    seed : seeds initialisation and batch sampling (restart i uses ``seed + i``).
+    seed : seeds initialisation and batch sampling (restart i uses ``seed * n_init + i``,
+        so runs with different seeds share no restart).
     n_init : independent restarts; ``fit`` keeps the one with the lowest training inertia.
     kmeans_plus_plus_num_retries : extra candidates drawn for each k-means++ centre (TF: 2).
 
@@ -189,7 +190,7 @@ class KMeans(tf.Module):
         self.restart_inertia_ = []
         best: tuple[float, np.ndarray, np.ndarray, list[StepStats], np.ndarray] | None = None
         for restart in range(self.n_init):
-            self._active_seed = self.seed + restart
+            self._active_seed = self.seed * self.n_init + restart
             if resume:
                 self.history_ = []
             else:
