@@ -234,7 +234,7 @@ def test_the_representations_preset_names_each_pipeline_by_its_features_and_refi
     for pipeline, kinds in expected.items():
         config = kmeans_exp.compose(["experiments=representations", f"pipeline={pipeline}"])
         assert (config.features.kind, config.refine.kind) == kinds
-        assert (config.n_init, config.k, config.features.seed) == (10, 10, None)
+        assert (config.n_init, config.k, getattr(config.features, "seed", None)) == (10, 10, None)
     assert config.refine.kind == "none"
     refined = kmeans_exp.compose(["experiments=representations", "pipeline=autoencoder_idec"])
     assert (refined.refine.max_iter, refined.refine.gamma) == (2800, 0.1)
