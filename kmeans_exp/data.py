@@ -36,6 +36,15 @@ MNIST_IDX_SHA256 = {
     "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
     "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
 }
+# sha256 of the uncompressed Fashion-MNIST IDX files, as Debian's dataset-fashion-mnist
+# (0.0~git20200523.55506a9-1, from the Zalando repository) ships them gzipped. Zalando publishes
+# only the md5 of its own .gz files, which Debian recompressed; these are the bytes inside.
+FASHION_IDX_SHA256 = {
+    "train-images-idx3-ubyte": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+    "train-labels-idx1-ubyte": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+    "t10k-images-idx3-ubyte": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+    "t10k-labels-idx1-ubyte": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+}
 # sha256 of Keras' mnist.npz, checked before a downloaded file is used.
 KERAS_MNIST_NPZ_SHA256 = "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1"
 BUNDLED_MNIST = "mnist.npz"
@@ -46,6 +55,52 @@ ALIGNMENT = 64
 IDX_IMAGES_MAGIC = 0x00000803
 IDX_LABELS_MAGIC = 0x00000801
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
+
+
+@dataclass(frozen=True)
+class NamedDataset:
+    """A data set known by name (``data.dataset``): what its files must hold, what its classes
+    are called, and where to get it."""
+
+    idx_sha256: dict[str, str]  # of each uncompressed IDX file
+    train_counts: tuple[int, ...]  # images per class, the official training set (60,000)
+    test_counts: tuple[int, ...]
+    class_names: tuple[str, ...]
+    noun: str  # what figures call a class
+    how_to_get: str  # for the missing-files message
+
+
+NAMED = {
+    "mnist": NamedDataset(
+        MNIST_IDX_SHA256,
+        (5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949),
+        (980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009),
+        tuple("0123456789"),
+        "digit",
+        "data.source=bundled has it, or data.source=download fetches Keras' mnist.npz",
+    ),
+    "fashion_mnist": NamedDataset(
+        FASHION_IDX_SHA256,
+        (6000,) * 10,
+        (1000,) * 10,
+        (
+            "T-shirt/top",
+            "Trouser",
+            "Pullover",
+            "Dress",
+            "Coat",
+            "Sandal",
+            "Shirt",
+            "Sneaker",
+            "Bag",
+            "Ankle boot",
+        ),
+        "class",
+        "install Debian's dataset-fashion-mnist (apt-get install dataset-fashion-mnist), or put "
+        "the four .gz files from https://github.com/zalandoresearch/fashion-mnist (data/fashion) "
+        "in data.path",
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -63,6 +118,18 @@ class RawDataset:
     @property
     def num_classes(self) -> int:
         return int(max(self.train_labels.max(), self.test_labels.max())) + 1
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        """Each class's name: a named data set's (T-shirt/top, ...), else its index."""
+        named = NAMED.get(self.name)
+        return named.class_names if named else tuple(str(i) for i in range(self.num_classes))
+
+    @property
+    def noun(self) -> str:
+        """What figures call a class: "digit" for MNIST, "class" otherwise."""
+        named = NAMED.get(self.name)
+        return named.noun if named else "class"
 
 
 @dataclass(frozen=True)
@@ -181,7 +248,7 @@ def bundled_path() -> Path:
     return Path(str(resources.files("kmeans_exp.resources").joinpath(BUNDLED_MNIST)))
 
 
-def _find_idx_file(directory: Path, stem: str) -> Path:
+def _find_idx_file(directory: Path, stem: str, hint: str = "") -> Path:
     for candidate in (directory / stem, directory / f"{stem}.gz"):
         if candidate.is_file():
             return candidate
@@ -190,14 +257,18 @@ def _find_idx_file(directory: Path, stem: str) -> Path:
     for candidate in (directory / dotted, directory / f"{dotted}.gz"):
         if candidate.is_file():
             return candidate
-    raise DataError(f"{directory}: missing IDX file {stem} (or {stem}.gz)")
+    raise DataError(f"{directory}: missing IDX file {stem} (or {stem}.gz){hint}")
 
 
 def read_idx_dir(directory: Path, name: str) -> RawDataset:
     """Load the four standard IDX files (raw or .gz) from ``directory``."""
+    named = NAMED.get(name)
+    hint = f": {named.how_to_get}" if named else ""
     if not directory.is_dir():
-        raise DataError(f"data.path={directory}: not a directory holding the four IDX files")
-    arrays = {stem: parse_idx(_find_idx_file(directory, stem)) for stem in MNIST_IDX_SHA256}
+        raise DataError(
+            f"data.path={directory}: not a directory holding the four IDX files of {name}{hint}"
+        )
+    arrays = {stem: parse_idx(_find_idx_file(directory, stem, hint)) for stem in MNIST_IDX_SHA256}
     for stem, array in arrays.items():
         want = 3 if "images" in stem else 1
         if array.ndim != want:
@@ -339,15 +410,26 @@ def check_format(raw: RawDataset) -> None:
             )
 
 
-def check_mnist(raw: RawDataset) -> None:
-    """Compare each array with the official MNIST IDX file it must equal, byte for byte."""
+def check_named(raw: RawDataset, named: NamedDataset) -> None:
+    """A named data set's label counts per class, then each array against the IDX file it must
+    equal, byte for byte."""
+    other = "(set data.dataset to another name to load a different MNIST-like set)"
+    for split, labels, counts in (
+        ("train", raw.train_labels, named.train_counts),
+        ("test", raw.test_labels, named.test_counts),
+    ):
+        found = np.bincount(labels, minlength=len(counts))
+        if tuple(found) != counts:
+            raise DataError(
+                f"{raw.location}: {split} labels count {', '.join(map(str, found))} per class, "
+                f"expected the official {raw.name}'s {', '.join(map(str, counts))} {other}"
+            )
     for stem, array in idx_members(raw).items():
         digest = hashlib.sha256(idx_bytes(array)).hexdigest()
-        if digest != MNIST_IDX_SHA256[stem]:
+        if digest != named.idx_sha256[stem]:
             raise DataError(
-                f"{raw.location}: {stem} content has sha256 {digest[:12]}…, expected the official "
-                f"MNIST {MNIST_IDX_SHA256[stem][:12]}… (set data.dataset to another name to load "
-                "a different MNIST-like set)"
+                f"{raw.location}: {stem} content has sha256 {digest[:12]}…, expected the "
+                f"official {raw.name} {named.idx_sha256[stem][:12]}… {other}"
             )
 
 
@@ -371,8 +453,8 @@ def load_raw(
     else:
         raw = read_npz(download(url, Path(path).expanduser()), name=dataset, source="download")
     check_format(raw)
-    if dataset == "mnist":
-        check_mnist(raw)
+    if dataset in NAMED:
+        check_named(raw, NAMED[dataset])
     return raw
 
 

@@ -15,6 +15,7 @@ Two families of scores:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -53,11 +54,13 @@ class ClusterLabels:
     def predict(self, cluster_idx: np.ndarray) -> np.ndarray:
         return self.labels[cluster_idx]
 
-    def table(self) -> dict[str, list]:
-        """Column-oriented per-cluster table (for MLflow's ``log_table``)."""
+    def table(self, class_names: Sequence[str]) -> dict[str, list]:
+        """Column-oriented per-cluster table (for MLflow's ``log_table``), each cluster's
+        majority class by index (``label``) and by name (``class``; None when empty)."""
         return {
             "cluster": list(range(len(self.labels))),
             "label": self.labels.tolist(),
+            "class": [None if i == UNLABELLED else class_names[i] for i in self.labels],
             "size": self.sizes.tolist(),
             "purity": [None if np.isnan(p) else round(float(p), 6) for p in self.purity],
         }

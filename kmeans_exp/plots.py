@@ -19,8 +19,10 @@ def centroid_grid(
     purity: np.ndarray,
     image_shape: tuple[int, int],
     title: str = "Cluster centres: majority digit (purity)",
+    class_names: Sequence[str] | None = None,
 ) -> Figure:
-    """Every centre (or cluster mean image) drawn as an image, captioned with digit and purity.
+    """Every centre (or cluster mean image) drawn as an image, captioned with its majority
+    class (by name when ``class_names`` are given) and purity.
 
     One mosaic image with text labels (not one axes per centre), so that even k=1000 renders
     in a fraction of a second.
@@ -46,7 +48,8 @@ def centroid_grid(
     fontsize = max(4, 9 - cols // 6)
     for j in range(k):
         r, c = divmod(j, cols)
-        caption = "empty" if labels[j] < 0 else f"{labels[j]} ({purity[j]:.0%})"
+        name = labels[j] if class_names is None else class_names[labels[j]]
+        caption = "empty" if labels[j] < 0 else f"{name} ({purity[j]:.0%})"
         x, y = c * cell_w + 1 + w / 2, r * cell_h + 5
         ax.text(x, y, caption, ha="center", va="center", fontsize=fontsize)
     ax.axis("off")
@@ -54,12 +57,17 @@ def centroid_grid(
     return fig
 
 
-def embedding(x: np.ndarray, y: np.ndarray, what: str) -> Figure:
+def embedding(
+    x: np.ndarray, y: np.ndarray, what: str, noun: str = "digit", class_names: Sequence[str] = ()
+) -> Figure:
     """The rows ``x`` in 2-D (their first two principal components when wider), by label."""
     xy = x[:, :2] if x.shape[1] <= 2 else _principal_plane(x)
     fig, ax = plt.subplots(figsize=(6.5, 5.5))
     points = ax.scatter(xy[:, 0], xy[:, 1], c=y, cmap="tab10", s=2, alpha=0.6, linewidths=0)
-    ax.legend(*points.legend_elements(), title="digit", fontsize=7, loc="best", markerscale=1.5)
+    handles, labels = points.legend_elements()
+    if class_names:
+        labels = [class_names[int(i)] for i in np.unique(y)]
+    ax.legend(handles, labels, title=noun, fontsize=7, loc="best", markerscale=1.5)
     plane = "" if x.shape[1] <= 2 else ", first two principal components"
     ax.set_title(f"{what}: test set in 2-D{plane}", fontsize=10)
     ax.set_xticks([])
@@ -74,8 +82,8 @@ def _principal_plane(x: np.ndarray) -> np.ndarray:
     return centred @ vt[:2].T
 
 
-def confusion_matrix(matrix: np.ndarray, accuracy: float) -> Figure:
-    """Counts of true digit (rows) against predicted digit (columns)."""
+def confusion_matrix(matrix: np.ndarray, accuracy: float, class_names: Sequence[str]) -> Figure:
+    """Counts of true class (rows) against predicted class (columns), by name."""
     n = len(matrix)
     fig, ax = plt.subplots(figsize=(0.55 * n + 2, 0.55 * n + 1.5))
     ax.imshow(matrix, cmap="Blues")
@@ -84,12 +92,14 @@ def confusion_matrix(matrix: np.ndarray, accuracy: float) -> Figure:
         for j in range(n):
             color = "white" if matrix[i, j] > threshold else "black"
             ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=7, color=color)
-    ax.set_xticks(range(n))
-    ax.set_yticks(range(n))
+    longest = max(map(len, class_names), default=1)
+    ax.set_xticks(range(n), class_names, rotation=90 if longest > 2 else 0)
+    ax.set_yticks(range(n), class_names)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(f"Test confusion matrix (accuracy {accuracy:.4f})")
-    fig.subplots_adjust(left=0.12, right=0.97, bottom=0.1, top=0.92)
+    margin = 0.012 * longest  # room for the names
+    fig.subplots_adjust(left=0.12 + margin, right=0.97, bottom=0.1 + margin, top=0.92)
     return fig
 
 

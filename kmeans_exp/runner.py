@@ -183,17 +183,19 @@ def _load_splits(exp: ExperimentConfig) -> data.Splits:
 
 def _log_figures(run, exp, splits, inputs, model, evaluation) -> None:
     """Each cluster as an image (its centre for pixels, its mean image for features), the
-    confusion matrix, and the test features in 2-D when they are not the pixels."""
-    raw = exp.features.kind == "raw"
+    confusion matrix, and the test features in 2-D when they are not the pixels; classes by
+    name (MNIST's digits, Fashion-MNIST's T-shirt/top ...)."""
+    raw, noun, names = exp.features.kind == "raw", splits.raw.noun, splits.raw.class_names
     if raw:
-        images, title = model.cluster_centers_, "Cluster centres: majority digit (purity)"
+        images, title = model.cluster_centers_, f"Cluster centres: majority {noun} (purity)"
     else:
         images = evaluate.cluster_means(splits.x_train, model.labels_, model.n_clusters)
-        title = "Cluster mean images: majority digit (purity)"
-    run.log_evaluation(evaluation, images, splits.image_shape, title)
+        title = f"Cluster mean images: majority {noun} (purity)"
+    run.log_evaluation(evaluation, images, splits.image_shape, title, names)
     if not raw:
         refined = "" if exp.refine.kind == "none" else f" refine={exp.refine.kind}"
-        run.log_embedding(inputs.x_test, inputs.y_test, f"features={exp.features.kind}{refined}")
+        what = f"features={exp.features.kind}{refined}"
+        run.log_embedding(inputs.x_test, inputs.y_test, what, noun, names)
 
 
 def _reuse(

@@ -38,7 +38,7 @@ def test_bundled_is_the_official_mnist(mnist_raw):
     assert mnist_raw.train_images.dtype == np.uint8
     assert np.bincount(mnist_raw.train_labels).tolist() == TRAIN_COUNTS
     assert np.bincount(mnist_raw.test_labels).tolist() == TEST_COUNTS
-    data.check_mnist(mnist_raw)  # byte-for-byte the official IDX files
+    data.check_named(mnist_raw, data.NAMED["mnist"])  # byte-for-byte the official IDX files
 
 
 def test_split_follows_the_tutorial(mnist, mnist_raw):
@@ -77,7 +77,7 @@ def test_any_mnist_like_idx_set_loads_under_its_own_name(mnist_raw, tmp_path):
         mnist_raw.test_labels[:200],
     )
     directory = write_idx_dir(other, tmp_path / "letters")
-    with pytest.raises(DataError, match="official MNIST") as excinfo:
+    with pytest.raises(DataError, match="expected the official mnist's 5923, 6742") as excinfo:
         data.load_raw("idx", str(directory), "mnist")
     assert "data.dataset" in one_line(excinfo)
     raw = data.load_raw("idx", str(directory), "letters")
@@ -115,7 +115,10 @@ HUGE = (4 * 10**9).to_bytes(4, "big")  # an image count no file here can hold
             "expected 3 dimensions for images",
         ),
         (
-            lambda d: _rewrite(d / "t10k-labels-idx1-ubyte", lambda b: b[:8] + b"\x0b" + b[9:]),
+            # the first two test labels (7, 2) swapped: the same counts, other bytes
+            lambda d: _rewrite(
+                d / "t10k-labels-idx1-ubyte", lambda b: b[:8] + b[9:10] + b[8:9] + b[10:]
+            ),
             "t10k-labels-idx1-ubyte content has sha256",
         ),
         (

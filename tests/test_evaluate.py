@@ -17,7 +17,9 @@ def test_majority_labels_sizes_purity_and_empty_clusters():
     np.testing.assert_allclose(labels.purity, [2 / 3, 1.0, np.nan, 1.0])
     assert labels.empty_clusters == 1
     assert labels.predict(np.array([2, 3, 0])).tolist() == [-1, 1, 2]
-    assert labels.table()["purity"] == [0.666667, 1.0, None, 1.0]
+    table = labels.table(("zero", "one", "two"))
+    assert table["purity"] == [0.666667, 1.0, None, 1.0]
+    assert table["class"] == ["two", "zero", None, "one"]
 
 
 def test_ties_go_to_the_smallest_class():

@@ -197,23 +197,31 @@ class ExperimentRun:
 
     @_tracked
     def log_evaluation(
-        self, evaluation: Any, images: np.ndarray, image_shape: tuple | None, title: str
+        self,
+        evaluation: Any,
+        images: np.ndarray,
+        image_shape: tuple | None,
+        title: str,
+        class_names: tuple[str, ...],
     ) -> None:
         """Per-cluster table, confusion matrix (JSON and PNG) and, for images, one image per
-        cluster (``images``: the centres, or each cluster's mean image)."""
+        cluster (``images``: the centres, or each cluster's mean image), with class names."""
         import mlflow
 
         from kmeans_exp import plots
 
         clusters = evaluation.clusters
-        mlflow.log_table(clusters.table(), "clusters.json")
+        mlflow.log_table(clusters.table(class_names), "clusters.json")
         mlflow.log_dict(
             {"confusion_matrix": evaluation.confusion.tolist()}, "confusion_matrix.json"
         )
         if image_shape is not None:
-            grid = plots.centroid_grid(images, clusters.labels, clusters.purity, image_shape, title)
+            grid = plots.centroid_grid(
+                images, clusters.labels, clusters.purity, image_shape, title, class_names
+            )
             _log_figure(grid, "centroids.png")
-        matrix = plots.confusion_matrix(evaluation.confusion, evaluation["test_accuracy"])
+        accuracy = evaluation["test_accuracy"]
+        matrix = plots.confusion_matrix(evaluation.confusion, accuracy, class_names)
         _log_figure(matrix, "confusion_matrix.png")
 
     @_tracked
@@ -237,11 +245,13 @@ class ExperimentRun:
         self._steps.flush()
 
     @_tracked
-    def log_embedding(self, x: np.ndarray, y: np.ndarray, what: str) -> None:
-        """``embedding.png``: the test features in 2-D, coloured by digit."""
+    def log_embedding(
+        self, x: np.ndarray, y: np.ndarray, what: str, noun: str, class_names: tuple[str, ...]
+    ) -> None:
+        """``embedding.png``: the test features in 2-D, coloured by class."""
         from kmeans_exp import plots
 
-        _log_figure(plots.embedding(x, y, what), "embedding.png")
+        _log_figure(plots.embedding(x, y, what, noun, class_names), "embedding.png")
 
     @_tracked
     def log_model(
