@@ -156,10 +156,11 @@ def markdown(report: dict) -> str:
         )
         lines += ["", f"Start-up to the first training step: {parts}."]
     lines += ["", "| target | measured | bound | |", "| --- | --- | --- | --- |"]
+    verdict = {True: "met", False: "NOT met", None: ""}  # None: an information row
     for t in report["targets"]:
         lines.append(
             f"| {t['text']} | {number(t['value'])}{t['unit']} | {t['bound']} | "
-            f"{'met' if t['met'] else 'NOT met'} |"
+            f"{verdict[t['met']]} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -1,7 +1,9 @@
 """The targets, as one table: what is measured, the bound, and where the number lives.
 
 Each row reads one number out of the report (``value``) and compares it with its bound; a
-row whose number the run did not measure (``--quick`` skips the CLI probes) is left out.
+row whose number the run did not measure (``--quick`` skips the CLI probes) is left out. A row
+without a bound is information: the rows against TensorFlow's legacy op stay so, since no user
+chooses between this engine and that op; every bound is against a peer a user would pick.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from dataclasses import dataclass
 class Target:
     text: str  # what is promised, with the bound
     value: Callable[[dict], float]  # the measured number, from the report
-    bound: float
+    bound: float | None  # None: information, no bound
     at_most: bool  # True: value <= bound; False: value >= bound
     unit: str = ""
 
@@ -30,14 +32,14 @@ TARGETS = (
     Target(
         "mini-batch step (cosine), legacy op / ours",
         lambda r: r["mini_batch"]["legacy_s"] / r["mini_batch"]["ours_cosine_s"],
-        4.0,
+        None,
         at_most=False,
         unit="x",
     ),
     Target(
         "seed_tutorial training (init, compile, 50 steps), legacy op / ours",
         lambda r: r["tutorial"]["speedup"],
-        8.0,
+        None,
         at_most=False,
         unit="x",
     ),
@@ -159,19 +161,24 @@ def _by_k(report: dict, k: int, metric: str) -> float:
 
 
 def check(report: dict) -> list[dict]:
-    """Every target the report has a number for: text, value, bound and whether it is met."""
+    """Every target the report has a number for: text, value, bound and whether it is met
+    (None for information rows)."""
     rows = []
     for target in TARGETS:
         try:
             value = float(target.value(report))
         except (KeyError, StopIteration):
             continue  # not measured in this run
-        met = value <= target.bound if target.at_most else value >= target.bound
+        if target.bound is None:
+            met, bound = None, "information"
+        else:
+            met = value <= target.bound if target.at_most else value >= target.bound
+            bound = f"{'<=' if target.at_most else '>='} {target.bound:g}{target.unit}"
         rows.append(
             {
                 "text": target.text,
                 "value": value,
-                "bound": f"{'<=' if target.at_most else '>='} {target.bound:g}{target.unit}",
+                "bound": bound,
                 "unit": target.unit,
                 "met": met,
             }

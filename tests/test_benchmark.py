@@ -58,7 +58,7 @@ def test_quick_benchmark_produces_consistent_tables_and_targets(tmp_path):
     mini = report["mini_batch"]
     legacy = targets["mini-batch step (cosine), legacy op / ours"]
     assert legacy["value"] == pytest.approx(mini["legacy_s"] / mini["ours_cosine_s"])
-    assert legacy["met"] == (legacy["value"] >= 4)
+    assert (legacy["met"], legacy["bound"]) == (None, "information")  # no user picks the op
     assert "sequential sweep overhead per job, from the command" not in targets  # not in --quick
     for row in report["full_batch_by_k"]:  # larger k: ours over scikit-learn, same run
         assert row["ratio"] == pytest.approx(row["ours_s"] / row["sklearn_s"])
