@@ -42,6 +42,14 @@ class FitOn(Enum):
     all = "all"  # every image, test included (transductive, as the deep-clustering papers)
 
 
+class Precision(Enum):
+    """What a network trains in: float32, or bfloat16 compute with float32 weights (Keras'
+    mixed precision), which CPUs with AVX512_BF16 or AMX run natively."""
+
+    float32 = "float32"
+    bfloat16 = "bfloat16"
+
+
 class DataSource(Enum):
     bundled = "bundled"
     idx = "idx"

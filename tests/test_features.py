@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 import kmeans_exp
-from kmeans_exp import data
+from kmeans_exp import data, evaluate
 from kmeans_exp.errors import ConfigError, DataError
 from kmeans_exp.features import cache, served_steps, stage
 from kmeans_exp.features.kinds import autoencoder, pca, umap
-from kmeans_exp.options import FitOn
+from kmeans_exp.options import FitOn, Precision
 
 
 @pytest.fixture()
@@ -56,6 +56,7 @@ def tiny_autoencoder(**overrides) -> autoencoder.Config:
         "epochs": 4,
         "batch_size": 128,
         "learning_rate": 1e-3,
+        "precision": Precision.float32,
     }
     return autoencoder.Config(kind="autoencoder", **{**values, **overrides})
 
@@ -119,6 +120,26 @@ def test_a_small_autoencoder_learns_and_is_deterministic(small, feature_cache, m
     second = represent(tiny_autoencoder(), small)
     np.testing.assert_array_equal(first.splits.x_test, second.splits.x_test)
     assert second.history == first.history
+
+
+@pytest.mark.skipif(
+    not autoencoder.native_bfloat16(),
+    reason="this CPU has no native bfloat16 (AVX512_BF16 or AMX): bfloat16 would be emulated",
+)
+def test_bfloat16_training_learns_and_clusters_as_float32_does(small, feature_cache):
+    from kmeans_exp.engine import KMeans
+
+    scores = {}
+    for precision in Precision:
+        rep = represent(tiny_autoencoder(precision=precision, epochs=6), small)
+        losses = rep.history["autoencoder_loss"]
+        assert losses[-1] < 0.8 * losses[0], precision
+        model = KMeans(10, distance_metric="squared_euclidean", seed=0, n_init=5)
+        model.fit(rep.splits.x_train, 50)
+        test = model.predict(rep.splits.x_test)
+        scores[precision] = evaluate.matched_accuracy(small.y_test, test)
+    assert scores[Precision.bfloat16] == pytest.approx(scores[Precision.float32], abs=0.02)
+    assert scores[Precision.float32] > 0.4  # codes that cluster (chance is 0.1)
 
 
 def test_steps_round_trip_through_their_files(small, feature_cache, tmp_path):

@@ -15,7 +15,7 @@ from kmeans_exp import data, evaluate
 from kmeans_exp.errors import ConfigError
 from kmeans_exp.features import cache, stage
 from kmeans_exp.features.kinds import autoencoder
-from kmeans_exp.options import FitOn
+from kmeans_exp.options import FitOn, Precision
 from kmeans_exp.refine import stage as refine_stage
 from kmeans_exp.refine.kinds import dec, idec
 
@@ -66,6 +66,7 @@ def codes(mnist):
         epochs=8,
         batch_size=128,
         learning_rate=1e-3,
+        precision=Precision.float32,
     )
     previous = os.environ.get(cache.ENV)
     os.environ[cache.ENV] = "off"

@@ -13,6 +13,7 @@ import time
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from omegaconf import MISSING
@@ -20,6 +21,7 @@ from omegaconf import MISSING
 from kmeans_exp import options
 from kmeans_exp.features.kinds import Fitted, FittedFeatures
 from kmeans_exp.features.served_steps import Dense
+from kmeans_exp.options import Precision
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +38,7 @@ class Params:
     epochs: int = MISSING
     batch_size: int = MISSING
     learning_rate: float = MISSING
+    precision: Precision = MISSING
 
     def check(self) -> None:
         for i, size in enumerate(self.hidden):
@@ -83,16 +86,17 @@ def train(
     seed = config.seed if seed is None else seed
     epochs = config.epochs
     keras.utils.set_random_seed(seed)
+    policy = _policy(config.precision)
     width = x.shape[1]
     inputs = keras.Input((width,))
     h = inputs
     for units in config.hidden:
-        h = keras.layers.Dense(units, activation="relu")(h)
-    code = keras.layers.Dense(config.code_size, name="code")(h)
+        h = keras.layers.Dense(units, activation="relu", dtype=policy)(h)
+    code = keras.layers.Dense(config.code_size, name="code", dtype=policy)(h)
     h = code
     for units in reversed(config.hidden):
-        h = keras.layers.Dense(units, activation="relu")(h)
-    outputs = keras.layers.Dense(width)(h)
+        h = keras.layers.Dense(units, activation="relu", dtype=policy)(h)
+    outputs = keras.layers.Dense(width, dtype="float32")(h)  # the loss in float32
     model = keras.Model(inputs, outputs)
     model.compile(
         optimizer=keras.optimizers.Adam(config.learning_rate), loss="mse", jit_compile=jit_compile
@@ -118,6 +122,26 @@ def train(
     encoder = dense_stack(model.layers, 0, n_encoder)
     decoder = dense_stack(model.layers, n_encoder, 2 * n_encoder)
     return encoder, decoder, losses
+
+
+def native_bfloat16() -> bool:
+    """Whether this CPU computes in bfloat16 natively (AVX512_BF16 or AMX), per Linux."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return False
+    flags = next((line.split(":", 1)[1].split() for line in lines if line.startswith("flags")), [])
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def _policy(precision: Precision) -> str:
+    """The Keras dtype policy of the hidden layers; bfloat16 without native support still runs
+    (emulated, slowly), with a warning."""
+    if precision is Precision.float32:
+        return "float32"
+    if not native_bfloat16():
+        log.warning("features.precision=bfloat16: this CPU has no native bfloat16; it will be slow")
+    return "mixed_bfloat16"
 
 
 def dense_stack(layers: list, start: int, stop: int) -> Dense:
