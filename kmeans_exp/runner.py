@@ -128,21 +128,18 @@ def run_experiment(
         train_seconds = time.perf_counter() - start
         progress.time_to_first_step(data_seconds, store_seconds, tf_seconds, model)
         run.log_restarts(model.restart_inertia_, model.best_restart_)
-        near = [i for i in model.restart_inertia_ if i <= model.inertia_ * (1 + NEAR_BEST)]
-        extra = {"restarts_near_best": float(len(near))}
+        near = sum(1 for i in model.restart_inertia_ if i <= model.inertia_ * (1 + NEAR_BEST))
+        extra = {"restarts_near_best": float(near)}
 
         if exp.refine.kind != "none":
             start = time.perf_counter()
-            before = model.assign(rep.splits.x_test)[0]
-            scores = evaluate.partition_scores(rep.splits.y_test, before)
+            extra |= _kmeans_scores(model, rep.splits)  # what the refinement starts from
             refined = refine_stage.refine(
                 exp.refine, exp.features, splits, rep, model.cluster_centers_, fit_seed
             )
             rep, model = refined.representation, refined.clusters
             run.log_refinement(rep.cache, rep.history)
             extra["refine_seconds"] = time.perf_counter() - start
-            for name in ("matched_accuracy", "nmi", "ari"):
-                extra[f"kmeans_test_{name}"] = scores[name]
 
         start = time.perf_counter()
         evaluation = evaluate.evaluate_model(model, rep.splits, exp.seed)
@@ -171,6 +168,12 @@ def run_experiment(
     url = tracking.run_url(store.uri, store.experiment_id, run.run_id)
     progress.summary(metrics, f"{run.run_id} ({store.uri}): {url}")
     return ExperimentResult(exp, model, rep, evaluation, metrics, run.run_id, store.uri)
+
+
+def _kmeans_scores(model: Any, splits: data.Splits) -> dict[str, float]:
+    """The K-Means' test scores before a refinement: ``kmeans_test_<score>``."""
+    scores = evaluate.partition_scores(splits.y_test, model.assign(splits.x_test)[0])
+    return {f"kmeans_test_{name}": scores[name] for name in ("matched_accuracy", "nmi", "ari")}
 
 
 def _load_splits(exp: ExperimentConfig) -> data.Splits:
