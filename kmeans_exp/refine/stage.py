@@ -49,19 +49,24 @@ class Clusters:
 
     def assign(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Each row's nearest centre and its squared distance."""
-        x = np.asarray(x, np.float32)
-        c = self.cluster_centers_
-        distances = np.sum(x * x, axis=1)[:, None] - 2.0 * x @ c.T + np.sum(c * c, axis=1)
-        nearest = np.argmin(distances, axis=1)
-        return nearest, np.maximum(distances[np.arange(len(x)), nearest], 0.0)
+        return nearest(x, self.cluster_centers_)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         return self.assign(x)[0]
 
     @classmethod
     def on(cls, centres: np.ndarray, x_train: np.ndarray) -> Clusters:
-        labels, distances = cls(centres, np.zeros(0, np.int64), 0.0).assign(x_train)
+        """The clusters of ``centres``, with the training rows' assignment and inertia."""
+        labels, distances = nearest(x_train, centres)
         return cls(centres, labels, float(np.sum(distances, dtype=np.float64)))
+
+
+def nearest(x: np.ndarray, centres: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's nearest centre in squared Euclidean distance, and that distance."""
+    x = np.asarray(x, np.float32)
+    distances = np.sum(x * x, axis=1)[:, None] - 2.0 * x @ centres.T + np.sum(centres**2, axis=1)
+    index = np.argmin(distances, axis=1)
+    return index, np.maximum(distances[np.arange(len(x)), index], 0.0)
 
 
 @dataclass(frozen=True)
