@@ -105,12 +105,16 @@ def newest_groups(cwd: Path) -> list[dict]:
 
 
 def autoencoder_speed() -> dict[str, float]:
-    """Seconds per epoch and GFLOP/s of the preset's autoencoder, with and without XLA, on the
-    55,000 training images, and numpy's sgemm GFLOP/s in the same process."""
+    """Seconds per epoch and GFLOP/s of the preset's autoencoder, with and without XLA (and in
+    bfloat16 with XLA where the CPU has it natively), on the 55,000 training images, and numpy's
+    sgemm GFLOP/s in the same process."""
+    import dataclasses
+
     import numpy as np
 
     from kmeans_exp import compose, data
     from kmeans_exp.features.kinds import autoencoder
+    from kmeans_exp.options import Precision
 
     config = compose(["features=autoencoder", "features.epochs=3", "features.seed=0"]).features
     x = data.features(data.load_splits("bundled", None, "mnist", None, 5000).x_train)
@@ -118,16 +122,19 @@ def autoencoder_speed() -> dict[str, float]:
     macs = sum(a * b for a, b in itertools.pairwise(dims))
     flop_per_epoch = 6 * macs * len(x)  # forward 2, backward 4 per multiply-add
     out = {}
-    for jit in (True, False):
+    runs = [("xla", True, Precision.float32), ("graph", False, Precision.float32)]
+    if autoencoder.native_bfloat16():
+        runs.append(("bfloat16_xla", True, Precision.bfloat16))
+    for name, jit, precision in runs:
         times = []
 
         def tick(epoch, encoder, times=times):
             times.append(time.perf_counter())
 
         start = time.perf_counter()
-        autoencoder.train(config, x, jit_compile=jit, on_epoch_end=tick)
+        run_config = dataclasses.replace(config, precision=precision)
+        autoencoder.train(run_config, x, jit_compile=jit, on_epoch_end=tick)
         steady = (times[-1] - times[0]) / (len(times) - 1)  # epochs 2-3: compiled already
-        name = "xla" if jit else "graph"
         out[f"{name}_seconds_per_epoch"] = steady
         out[f"{name}_gflops"] = flop_per_epoch / steady / 1e9
         out[f"{name}_first_epoch_seconds"] = times[0] - start
@@ -237,6 +244,13 @@ def block(results: dict, data_set: str) -> str:
             f"({speed['graph_gflops']:.0f} GFLOP/s); numpy sgemm "
             f"{speed['sgemm_gflops']:.0f} GFLOP/s."
         )
+        if "bfloat16_xla_seconds_per_epoch" in speed:
+            lines.append(
+                f"In bfloat16 (`features.precision=bfloat16`, XLA): "
+                f"{speed['bfloat16_xla_seconds_per_epoch']:.1f} s/epoch, "
+                f"{speed['xla_seconds_per_epoch'] / speed['bfloat16_xla_seconds_per_epoch']:.2f}x "
+                "float32's epochs per second."
+            )
     if results.get("curve"):
         points = ", ".join(f"{e} epochs {a:.3f}" for e, a in sorted(results["curve"].items()))
         lines.append(f"Autoencoder + K-Means test ACC by epochs (mean over seeds 0-2): {points}.")
