@@ -21,6 +21,7 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -61,6 +62,17 @@ def key(parts: dict) -> str:
     """The entry name for what determines a representation (JSON-able values)."""
     text = json.dumps({"format": FORMAT, **parts}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def fetch(name: str, fit: Callable[[], Entry]) -> tuple[Entry, str]:
+    """The entry ``name`` from the cache (``"hit"``), or ``fit()`` stored under it (``"miss"``;
+    ``"off"`` when the cache is off)."""
+    entry = load(name)
+    if entry is not None:
+        return entry, "hit"
+    entry = fit()
+    store(name, entry)
+    return entry, "off" if folder() is None else "miss"
 
 
 def load(name: str) -> Entry | None:

@@ -77,14 +77,8 @@ def represent(config: FeaturesConfig, splits: data.Splits, seed: int) -> Represe
             "versions": {lib: metadata.version(lib) for lib in module.LIBRARIES},
         }
     )
-    entry = cache.load(name)
-    status = "hit"
-    if entry is None:
-        log.info("fitting %s features on %s", config.kind, _fit_rows_text(config, splits))
-        entry = _fit(module, config, splits)
-        cache.store(name, entry)
-        status = "off" if cache.folder() is None else "miss"
-    else:
+    entry, status = cache.fetch(name, lambda: _fit(module, config, splits))
+    if status == "hit":
         log.info("%s features from the cache (%s)", config.kind, name)
     features = dataclasses.replace(
         splits, x_train=entry.x_train, x_val=entry.x_val, x_test=entry.x_test
@@ -96,6 +90,7 @@ def represent(config: FeaturesConfig, splits: data.Splits, seed: int) -> Represe
 
 def _fit(module, config: FittedFeatures, splits: data.Splits) -> cache.Entry:
     """Fit ``config``'s kind on its input rows: the pixels, or its base's features."""
+    log.info("fitting %s features on %s", config.kind, _fit_rows_text(config, splits))
     start = time.perf_counter()
     steps: list = []
     history: dict[str, list[float]] = {}

@@ -96,14 +96,8 @@ def refine(
             "versions": {lib: metadata.version(lib) for lib in LIBRARIES},
         }
     )
-    entry = cache.load(name)
-    status = "hit"
-    if entry is None:
-        log.info("refining the K-Means with %s (seed %d)", config.kind, seed)
-        entry = _fit(config, features, splits, rep, centres, seed)
-        cache.store(name, entry)
-        status = "off" if cache.folder() is None else "miss"
-    else:
+    entry, status = cache.fetch(name, lambda: _fit(config, features, splits, rep, centres, seed))
+    if status == "hit":
         log.info("%s refinement from the cache (%s)", config.kind, name)
     refined = dataclasses.replace(
         rep.splits, x_train=entry.x_train, x_val=entry.x_val, x_test=entry.x_test
@@ -122,6 +116,7 @@ def _fit(
     centres: np.ndarray,
     seed: int,
 ) -> cache.Entry:
+    log.info("refining the K-Means with %s (seed %d)", config.kind, seed)
     start = time.perf_counter()
     parts = [data.as_floats(x) for x in (splits.x_train, splits.x_val, splits.x_test)]
     rows = fit_rows(features, parts)
