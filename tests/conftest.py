@@ -45,6 +45,22 @@ def mnist(mnist_raw):
     return data.split(mnist_raw, 5000)
 
 
+@pytest.fixture(scope="session")
+def small(mnist):
+    """3,000 training, 500 validation and 1,000 test images: small enough to fit in seconds."""
+    import dataclasses
+
+    return dataclasses.replace(
+        mnist,
+        x_train=mnist.x_train[:3000],
+        y_train=mnist.y_train[:3000],
+        x_val=mnist.x_val[:500],
+        y_val=mnist.y_val[:500],
+        x_test=mnist.x_test[:1000],
+        y_test=mnist.y_test[:1000],
+    )
+
+
 def run_cli(
     args: list[str],
     cwd: Path,

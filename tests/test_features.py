@@ -24,20 +24,6 @@ def feature_cache(tmp_path, monkeypatch):
     return tmp_path / "features"
 
 
-@pytest.fixture(scope="module")
-def small(mnist):
-    """3,000 training, 500 validation and 1,000 test images: small enough to fit in seconds."""
-    return dataclasses.replace(
-        mnist,
-        x_train=mnist.x_train[:3000],
-        y_train=mnist.y_train[:3000],
-        x_val=mnist.x_val[:500],
-        y_val=mnist.y_val[:500],
-        x_test=mnist.x_test[:1000],
-        y_test=mnist.y_test[:1000],
-    )
-
-
 def represent(config, splits, seed: int = 0):
     return stage.represent(config, splits, seed)
 

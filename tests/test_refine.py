@@ -3,7 +3,6 @@ training that converges, determinism and the cache, bad input, and the served mo
 
 from __future__ import annotations
 
-import dataclasses
 import os
 
 import mlflow
@@ -46,17 +45,8 @@ def test_student_t_assignment_and_target_match_a_computation_by_hand():
 
 
 @pytest.fixture(scope="module")
-def codes(mnist):
+def codes(small):
     """A short autoencoder on 3,000 images, its codes, and a K-Means on them (cache off)."""
-    small = dataclasses.replace(
-        mnist,
-        x_train=mnist.x_train[:3000],
-        y_train=mnist.y_train[:3000],
-        x_val=mnist.x_val[:0],
-        y_val=mnist.y_val[:0],
-        x_test=mnist.x_test[:1000],
-        y_test=mnist.y_test[:1000],
-    )
     config = autoencoder.Config(
         kind="autoencoder",
         fit_on=FitOn.train,
@@ -68,12 +58,9 @@ def codes(mnist):
         learning_rate=1e-3,
         precision=Precision.float32,
     )
-    previous = os.environ.get(cache.ENV)
-    os.environ[cache.ENV] = "off"
-    try:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(cache.ENV, "off")
         rep = stage.represent(config, small, 0)
-    finally:
-        os.environ.pop(cache.ENV) if previous is None else os.environ.update({cache.ENV: previous})
     from kmeans_exp.engine import KMeans
 
     model = KMeans(10, distance_metric="squared_euclidean", seed=0, n_init=3)
