@@ -69,13 +69,13 @@ def train(
     x: np.ndarray,
     seed: int | None = None,
     jit_compile: bool = True,
-    on_epoch_end: Callable[[int, Dense], None] | None = None,
+    on_epoch_end: Callable[[int, Dense, Dense], None] | None = None,
 ) -> tuple[Dense, Dense, list[float]]:
     """The trained encoder and decoder, and the training loss after each epoch.
 
     ``seed`` defaults to the config's. XLA (``jit_compile``) trains about 1.5x faster here than
     Keras' graph mode (``benchmarks/representations.py`` measures both).
-    ``on_epoch_end(epoch, encoder)`` sees the encoder after each epoch (1-based), for curves.
+    ``on_epoch_end(epoch, encoder, decoder)`` sees both after each epoch (1-based), for curves.
     """
     # isort: off
     from kmeans_exp.tf_runtime import tf  # first: TensorFlow quietly, as the engine does
@@ -115,7 +115,8 @@ def train(
             "autoencoder epoch %d/%d loss %.5f (%.1fs)", epoch + 1, epochs, losses[-1], seconds
         )
         if on_epoch_end is not None:
-            on_epoch_end(epoch + 1, dense_stack(model.layers, 0, n_encoder))
+            encoder = dense_stack(model.layers, 0, n_encoder)
+            on_epoch_end(epoch + 1, encoder, dense_stack(model.layers, n_encoder, 2 * n_encoder))
 
     done = keras.callbacks.LambdaCallback(on_epoch_end=report)
     model.fit(data, epochs=epochs, shuffle=False, verbose=0, callbacks=[done])  # shuffled above
