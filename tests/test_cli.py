@@ -72,7 +72,9 @@ def test_single_run_logs_everything_and_its_model_reproduces_it(tmp_path, mnist)
     hydra_files = {a.path for a in client.list_artifacts(run.info.run_id, "hydra")}
     assert {"hydra/config.yaml", "hydra/overrides.yaml"} <= hydra_files
     clusters = artifact_json(client, run.info.run_id, "clusters.json")
-    assert sum(row[2] for row in clusters["data"]) == 55000  # sizes cover the training set
+    rows = [dict(zip(clusters["columns"], row, strict=True)) for row in clusters["data"]]
+    assert sum(row["size"] for row in rows) == 55000  # sizes cover the training set
+    assert all(row["class"] == str(row["label"]) for row in rows)  # MNIST's classes: digits
     confusion = np.array(
         artifact_json(client, run.info.run_id, "confusion_matrix.json")["confusion_matrix"]
     )
