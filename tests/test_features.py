@@ -108,6 +108,7 @@ def test_a_small_autoencoder_learns_and_is_deterministic(small, feature_cache, m
     assert second.history == first.history
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(
     not autoencoder.native_bfloat16(),
     reason="this CPU has no native bfloat16 (AVX512_BF16 or AMX): bfloat16 would be emulated",

@@ -19,6 +19,10 @@ from kmeans_exp.refine import stage as refine_stage
 from kmeans_exp.refine.kinds import dec, idec
 
 
+# The trained codes are a module fixture: keep their tests on one worker, trained once.
+CODES = pytest.mark.xdist_group("refine_codes")
+
+
 @pytest.fixture()
 def feature_cache(tmp_path, monkeypatch):
     monkeypatch.setenv(cache.ENV, str(tmp_path / "features"))
@@ -74,6 +78,7 @@ def idec_config(**changes) -> idec.Config:
 
 
 @pytest.mark.slow
+@CODES
 def test_idec_converges_and_is_deterministic_and_cached(codes, feature_cache, monkeypatch):
     small, config, rep, centres = codes
     fits = []
@@ -107,6 +112,7 @@ def test_idec_converges_and_is_deterministic_and_cached(codes, feature_cache, mo
 
 
 @pytest.mark.slow
+@CODES
 def test_dec_stops_once_few_points_change_cluster(codes, feature_cache):
     small, config, rep, centres = codes
     settings = dict(batch_size=128, update_interval=50, max_iter=3000, learning_rate=0.01)
