@@ -18,7 +18,6 @@ from kmeans_exp.options import FitOn, Precision
 from kmeans_exp.refine import stage as refine_stage
 from kmeans_exp.refine.kinds import dec, idec
 
-
 # The trained codes are a module fixture: keep their tests on one worker, trained once.
 CODES = pytest.mark.xdist_group("refine_codes")
 
