@@ -278,14 +278,12 @@ def main() -> None:
         "--curve-only", action="store_true", help="only the curve, into the data set's block"
     )
     args = parser.parse_args()
+    measured = {} if args.curve_only else measure(args.data)
+    if args.curve or args.curve_only:
+        measured["curve"] = accuracy_curve()
     stored = RESULTS / "representations.json"
-    blocks = json.loads(stored.read_text()) if stored.is_file() else {}
-    if args.curve_only:
-        blocks[args.data]["curve"] = accuracy_curve()
-    else:
-        blocks[args.data] = measure(args.data)
-        if args.curve:
-            blocks[args.data]["curve"] = accuracy_curve()
+    blocks = json.loads(stored.read_text()) if stored.is_file() else {}  # read last: other runs
+    blocks[args.data] = blocks.get(args.data, {}) | measured if args.curve_only else measured
     RESULTS.mkdir(exist_ok=True)
     stored.write_text(json.dumps(blocks, indent=2) + "\n")
     (RESULTS / "representations.md").write_text(report(blocks))
