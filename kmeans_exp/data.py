@@ -1,13 +1,17 @@
-"""MNIST-like data: bundled MNIST, IDX directories, Keras ``mnist.npz`` files, opt-in download.
+"""MNIST-like data: bundled MNIST, IDX directories, Keras ``mnist.npz`` files, opt-in download
+(Keras' ``mnist.npz``, or a named data set's four IDX ``.gz`` files from a folder URL).
 
 Every source is read into the same ``RawDataset`` (uint8 images, int64 labels, official order),
-checked for format (shapes, counts, label range, finite values) and, when the data set is MNIST,
-against the sha256 of the official IDX files. Errors are ``DataError``: one line naming the file
-and what was expected. This module imports neither TensorFlow nor MLflow.
+checked for format (shapes, counts, label range, finite values) and, when the data set is named
+(MNIST, Fashion-MNIST), against its label counts and the sha256 of its official IDX files.
+Errors are ``DataError``: one line naming the file and what was expected.
+This module imports neither TensorFlow nor MLflow.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import functools
 import gzip
 import hashlib
@@ -18,6 +22,7 @@ import tempfile
 import urllib.request
 import zipfile
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -96,9 +101,9 @@ NAMED = {
             "Ankle boot",
         ),
         "class",
-        "install Debian's dataset-fashion-mnist (apt-get install dataset-fashion-mnist), or put "
-        "the four .gz files from https://github.com/zalandoresearch/fashion-mnist (data/fashion) "
-        "in data.path",
+        "install Debian's dataset-fashion-mnist (apt-get install dataset-fashion-mnist), or, with "
+        "a network, data.source=download fetches the four official .gz files (data.url) into "
+        "data.path",
     ),
 }
 
@@ -351,24 +356,79 @@ def download(url: str, path: Path, timeout_s: float = 60.0) -> Path:
     if path.is_file() and sha256_file(path) == KERAS_MNIST_NPZ_SHA256:
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout_s) as resp:
-            while chunk := resp.read(1 << 20):
-                out.write(chunk)
-        digest = sha256_file(Path(tmp_name))
+    with _partial(path) as part:
+        _fetch(url, part, timeout_s)
+        digest = sha256_file(part)
         if digest != KERAS_MNIST_NPZ_SHA256:
             raise DataError(
                 f"{url}: downloaded file has sha256 {digest}, expected {KERAS_MNIST_NPZ_SHA256} "
                 "(Keras' mnist.npz)"
             )
-        os.replace(tmp_name, path)
+        os.replace(part, path)
+    return path
+
+
+def download_idx(url: str, directory: Path, name: str, timeout_s: float = 60.0) -> Path:
+    """Fetch a named data set's four IDX files (``<url>/<file>.gz``) into ``directory``.
+
+    Each file lands atomically once the sha256 of its content is the official one; a file
+    already there with that content is kept, so a second call fetches nothing.
+    """
+    named = NAMED.get(name)
+    if named is None:
+        raise DataError(
+            f"data.dataset={name}: data.source=download of IDX files needs a named data set "
+            f"({', '.join(NAMED)}) whose files can be checked"
+        )
+    directory.mkdir(parents=True, exist_ok=True)
+    for stem, expected in named.idx_sha256.items():
+        target = directory / f"{stem}.gz"
+        if target.is_file() and _gz_content_sha256(target) == expected:
+            continue
+        source = f"{url.rstrip('/')}/{stem}.gz"
+        with _partial(target) as part:
+            _fetch(source, part, timeout_s)
+            digest = _gz_content_sha256(part, source)
+            if digest != expected:
+                raise DataError(
+                    f"{source}: content has sha256 {digest[:12]}…, expected the official "
+                    f"{name} {expected[:12]}…"
+                )
+            os.replace(part, target)
+    return directory
+
+
+@contextlib.contextmanager
+def _partial(path: Path) -> Iterator[Path]:
+    """A temporary file beside ``path``, removed unless it was moved into place."""
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    os.close(fd)
+    try:
+        yield Path(name)
+    finally:
+        if os.path.exists(name):
+            os.unlink(name)
+
+
+def _fetch(url: str, part: Path, timeout_s: float) -> None:
+    try:
+        with open(part, "wb") as out, urllib.request.urlopen(url, timeout=timeout_s) as resp:
+            while chunk := resp.read(1 << 20):
+                out.write(chunk)
     except OSError as e:
         raise DataError(f"{url}: download failed ({e})") from None
-    finally:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
-    return path
+
+
+def _gz_content_sha256(path: Path, where: str | None = None) -> str:
+    """The sha256 of a gzip file's content."""
+    h = hashlib.sha256()
+    try:
+        with gzip.open(path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                h.update(chunk)
+    except (OSError, EOFError, zlib.error) as e:
+        raise DataError(f"{where or path}: not a readable gzip file ({e})") from None
+    return h.hexdigest()
 
 
 def sha256_file(path: Path) -> str:
@@ -450,8 +510,11 @@ def load_raw(
         raw = read_idx_dir(Path(path).expanduser(), name=dataset)
     elif source is DataSource.npz:
         raw = read_npz(Path(path).expanduser(), name=dataset)
-    else:
+    elif url.endswith(".npz"):
         raw = read_npz(download(url, Path(path).expanduser()), name=dataset, source="download")
+    else:  # a folder of the four IDX .gz files
+        folder = download_idx(url, Path(path).expanduser(), dataset)
+        raw = dataclasses.replace(read_idx_dir(folder, name=dataset), source="download")
     check_format(raw)
     if dataset in NAMED:
         check_named(raw, NAMED[dataset])

@@ -223,3 +223,37 @@ def test_download_is_verified_and_atomic(tmp_path, monkeypatch):
     assert target.read_bytes() == served.read_bytes()
     with pytest.raises(DataError, match="download failed"):
         data.download((tmp_path / "absent.npz").as_uri(), tmp_path / "other.npz")
+
+
+def test_download_of_idx_files_checks_each_and_keeps_only_checked_ones(tmp_path, mnist_raw):
+    every = tuple(data.MNIST_IDX_SHA256)
+    served = write_idx_dir(mnist_raw, tmp_path / "served", gzip_names=every)
+    good_labels = (served / "t10k-labels-idx1-ubyte.gz").read_bytes()
+    (served / "t10k-labels-idx1-ubyte.gz").write_bytes(
+        gzip.compress(data.idx_bytes(mnist_raw.test_labels[::-1].copy()))
+    )
+    target = tmp_path / "mnist-idx"
+    url = served.as_uri()
+    with pytest.raises(DataError) as excinfo:
+        data.load_raw("download", str(target), "mnist", url)
+    message = one_line(excinfo)
+    assert message.startswith(f"{url}/t10k-labels-idx1-ubyte.gz: content has sha256")
+    assert "expected the official mnist" in message
+    # The three checked files stay; the refused one and every partial file are gone.
+    assert sorted(p.name for p in target.iterdir()) == sorted(f"{s}.gz" for s in every[:3])
+    (served / "t10k-labels-idx1-ubyte.gz").write_bytes(good_labels)
+    raw = data.load_raw("download", str(target), "mnist", url)
+    assert raw.source == "download" and raw.test_labels.tolist() == mnist_raw.test_labels.tolist()
+    shutil.rmtree(served)  # a second load finds checked files and fetches nothing
+    again = data.load_raw("download", str(target), "mnist", url)
+    assert again.train_images.shape == (60000, 28, 28)
+
+
+def test_download_of_idx_files_refuses_an_unnamed_set_or_a_non_gzip_file(tmp_path):
+    with pytest.raises(DataError, match=r"^data.dataset=mine: data.source=download of IDX"):
+        data.download_idx(tmp_path.as_uri(), tmp_path / "mine", "mine")
+    (tmp_path / "train-images-idx3-ubyte.gz").write_bytes(b"not gzip")
+    with pytest.raises(DataError) as excinfo:
+        data.download_idx(tmp_path.as_uri(), tmp_path / "got", "mnist")
+    assert "train-images-idx3-ubyte.gz: not a readable gzip file" in one_line(excinfo)
+    assert list((tmp_path / "got").iterdir()) == []

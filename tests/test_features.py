@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from pathlib import Path
 
 import mlflow
 import numpy as np
 import pytest
 
 import kmeans_exp
-from kmeans_exp import data, evaluate
+from kmeans_exp import cache_dirs, data, evaluate
 from kmeans_exp.errors import ConfigError, DataError
 from kmeans_exp.features import cache, served_steps, stage
 from kmeans_exp.features.kinds import autoencoder, pca, umap
@@ -159,6 +160,16 @@ def test_umap_gives_the_configured_shape_and_is_deterministic(small, feature_cac
     second = represent(config, small)
     np.testing.assert_array_equal(first.splits.x_test, second.splits.x_test)
     np.testing.assert_array_equal(first.splits.x_train, second.splits.x_train)
+    # umap-learn's compiled code is kept for the next process, in the (temporary) user cache.
+    # (Below 4,096 rows UMAP finds neighbours exactly: pynndescent is not compiled here.)
+    import numba
+
+    folder = Path(numba.config.CACHE_DIR)
+    assert folder == cache_dirs.folder(umap.NUMBA_CACHE, "numba")
+    assert {p.name.split("-")[0] for p in folder.glob("umap_*/*.nbi")} >= {
+        "umap_.compute_membership_strengths",
+        "layouts._optimize_layout_euclidean_single_epoch",
+    }
 
 
 def test_umap_without_umap_learn_fails_in_one_line_before_any_run(monkeypatch):
