@@ -15,12 +15,14 @@ THREADS = int(os.environ.get("KMEANS_BENCH_THREADS", "2"))
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, str(THREADS))
 
-# KMEANS_BENCH_ISA=avx2 on an AVX-512 host: XLA builds its programs for AVX2 and the peers'
-# OpenBLAS uses its Haswell (AVX2) kernels, so one machine measures both profiles.
+# KMEANS_BENCH_ISA=avx2 on an AVX-512 host: XLA builds its programs for AVX2, oneDNN (TensorFlow
+# without XLA) dispatches its AVX2 kernels and the peers' OpenBLAS its Haswell ones, so one
+# machine measures both profiles.
 AVX2_PROFILE = os.environ.get("KMEANS_BENCH_ISA", "").lower() == "avx2"
 if AVX2_PROFILE:
     os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_cpu_max_isa=AVX2".strip()
     os.environ.setdefault("OPENBLAS_CORETYPE", "Haswell")
+    os.environ.setdefault("ONEDNN_MAX_CPU_ISA", "AVX2")
 
 import numpy as np  # noqa: E402
 
@@ -107,7 +109,10 @@ def cpu_name() -> str:
     every result names it."""
     isa = host_isa()
     if AVX2_PROFILE:
-        isa += ", run as AVX2: XLA_FLAGS=--xla_cpu_max_isa=AVX2, OPENBLAS_CORETYPE=Haswell"
+        isa += (
+            ", run as AVX2: XLA_FLAGS=--xla_cpu_max_isa=AVX2, ONEDNN_MAX_CPU_ISA=AVX2, "
+            "OPENBLAS_CORETYPE=Haswell"
+        )
     return f"{_cpuinfo()[0]} ({isa})"
 
 

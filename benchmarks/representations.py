@@ -14,6 +14,8 @@ against this machine's sgemm.
     python benchmarks/representations.py --data fashion_mnist # the same on Fashion-MNIST
     python benchmarks/representations.py --curve              # also ACC after 10-100 epochs
     python benchmarks/representations.py --curve-only         # only that curve (seed 0)
+    python benchmarks/representations.py --speed-only         # only the autoencoder's speed
+    KMEANS_BENCH_ISA=avx2 python benchmarks/representations.py --speed-only  # run as AVX2
 
 Each data set is one block of the results file: a run replaces its own block and keeps the
 other's.
@@ -31,10 +33,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import cpu_name
+from common import AVX2_PROFILE, cpu_name
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
+SPEED_KEY = "autoencoder_speed_as_avx2" if AVX2_PROFILE else "autoencoder_speed"
 PIPELINES = ("raw", "pca", "umap", "autoencoder", "autoencoder_dec", "autoencoder_idec", "n2d")
 DATA_SETS = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST"}
 # Hungarian-matched ACC / NMI; the papers fit and score all 70,000 images.
@@ -105,11 +108,16 @@ def newest_groups(cwd: Path) -> list[dict]:
     return [dict(zip(table["columns"], row, strict=True)) for row in table["data"]]
 
 
-def autoencoder_speed() -> dict[str, float]:
+def autoencoder_speed(rounds: int = 3) -> dict:
     """Seconds per epoch and GFLOP/s of the preset's autoencoder, with and without XLA (and in
-    bfloat16 with XLA where the CPU has it natively), on the 55,000 training images, and numpy's
-    sgemm GFLOP/s in the same process."""
+    bfloat16, both ways, where the CPU has it natively), on the 55,000 training images, and
+    numpy's sgemm GFLOP/s in the same process.
+
+    The ways take turns, ``rounds`` times (3 epochs each, the first one compiling), and each
+    reports its median: a busy neighbour then slows every way alike instead of one of them.
+    """
     import dataclasses
+    import statistics
 
     import numpy as np
 
@@ -122,29 +130,35 @@ def autoencoder_speed() -> dict[str, float]:
     dims = [784, 500, 500, 2000, 10, 2000, 500, 500, 784]
     macs = sum(a * b for a, b in itertools.pairwise(dims))
     flop_per_epoch = 6 * macs * len(x)  # forward 2, backward 4 per multiply-add
-    out = {}
-    runs = [("xla", True, Precision.float32), ("graph", False, Precision.float32)]
-    if autoencoder.native_bfloat16():
-        runs.append(("bfloat16_xla", True, Precision.bfloat16))
-    for name, jit, precision in runs:
-        times = []
-
-        def tick(epoch, encoder, decoder, times=times):
-            times.append(time.perf_counter())
-
-        start = time.perf_counter()
-        run_config = dataclasses.replace(config, precision=precision)
-        autoencoder.train(run_config, x, jit_compile=jit, on_epoch_end=tick)
-        steady = (times[-1] - times[0]) / (len(times) - 1)  # epochs 2-3: compiled already
-        out[f"{name}_seconds_per_epoch"] = steady
-        out[f"{name}_gflops"] = flop_per_epoch / steady / 1e9
-        out[f"{name}_first_epoch_seconds"] = times[0] - start
+    ways = [("xla", True, Precision.float32), ("graph", False, Precision.float32)]
+    if autoencoder.native_bfloat16() and not AVX2_PROFILE:  # AVX2 has no bfloat16
+        ways += [("bfloat16_xla", True, Precision.bfloat16)]
+        ways += [("bfloat16_graph", False, Precision.bfloat16)]
+    seconds: dict[str, list[float]] = {name: [] for name, _, _ in ways}
+    sgemm: list[float] = []
     a = np.random.default_rng(0).random((2000, 2000), dtype=np.float32)
     a @ a
-    start = time.perf_counter()
-    for _ in range(5):
-        a @ a
-    out["sgemm_gflops"] = 5 * 2 * 2000**3 / (time.perf_counter() - start) / 1e9
+    for _ in range(rounds):
+        for name, jit, precision in ways:
+            times: list[float] = []
+
+            def tick(epoch, encoder, decoder, times=times):
+                times.append(time.perf_counter())
+
+            run_config = dataclasses.replace(config, precision=precision)
+            autoencoder.train(run_config, x, jit_compile=jit, on_epoch_end=tick)
+            seconds[name] += list(np.diff(times))  # epochs 2-3: compiled already
+        start = time.perf_counter()
+        for _ in range(5):
+            a @ a
+        sgemm.append(5 * 2 * 2000**3 / (time.perf_counter() - start) / 1e9)
+    out: dict = {"machine": machine(), "rounds": rounds}
+    for name, values in seconds.items():
+        steady = statistics.median(values)
+        out[f"{name}_seconds_per_epoch"] = steady
+        out[f"{name}_seconds_range"] = [min(values), max(values)]
+        out[f"{name}_gflops"] = flop_per_epoch / steady / 1e9
+    out["sgemm_gflops"] = statistics.median(sgemm)
     return out
 
 
@@ -184,6 +198,33 @@ def accuracy_curve(epochs: tuple[int, ...] = (10, 25, 50, 100)) -> dict[str, dic
 
     autoencoder.train(config, x, on_epoch_end=score)
     return curve
+
+
+def speed_text(speed: dict) -> str:
+    """The autoencoder's speed in both precisions, against sgemm, on the machine it ran on."""
+    text = (
+        f"Autoencoder (784-500-500-2000-10, batch 256, Adam) on 55,000 images, "
+        f"{speed.get('machine', 'the machine above')}, "
+        + (
+            f"median of {2 * speed['rounds']} epochs per way, the ways taking turns: "
+            if "rounds" in speed
+            else "epochs 2-3 of one training per way: "
+        )
+        + f"{speed['xla_seconds_per_epoch']:.1f} s/epoch with XLA ({speed['xla_gflops']:.0f} "
+        f"GFLOP/s), {speed['graph_seconds_per_epoch']:.1f} s/epoch without "
+        f"({speed['graph_gflops']:.0f} GFLOP/s); numpy sgemm {speed['sgemm_gflops']:.0f} GFLOP/s "
+        f"(XLA: {speed['xla_gflops'] / speed['sgemm_gflops']:.2f}x)."
+    )
+    for way in ("xla", "graph"):
+        seconds = speed.get(f"bfloat16_{way}_seconds_per_epoch")
+        if seconds:
+            text += (
+                f" In bfloat16 (`features.precision=bfloat16`, "
+                f"{'XLA' if way == 'xla' else 'without XLA'}): {seconds:.1f} s/epoch, "
+                f"{speed['xla_seconds_per_epoch'] / seconds:.2f}x float32's epochs per second "
+                "with XLA."
+            )
+    return text
 
 
 def report(blocks: dict) -> str:
@@ -239,22 +280,9 @@ def block(results: dict, data_set: str) -> str:
         "empty-cache sweep, mean over the seeds; dec, idec and n2d start from the autoencoder "
         "pipeline's cached codes, so their fit adds to the autoencoder's.",
     ]
-    speed = results.get("autoencoder_speed")
-    if speed:
-        lines.append(
-            f"Autoencoder (784-500-500-2000-10, batch 256, Adam) on 55,000 images: "
-            f"{speed['xla_seconds_per_epoch']:.1f} s/epoch with XLA ({speed['xla_gflops']:.0f} "
-            f"GFLOP/s), {speed['graph_seconds_per_epoch']:.1f} s/epoch without "
-            f"({speed['graph_gflops']:.0f} GFLOP/s); numpy sgemm "
-            f"{speed['sgemm_gflops']:.0f} GFLOP/s."
-        )
-        if "bfloat16_xla_seconds_per_epoch" in speed:
-            lines.append(
-                f"In bfloat16 (`features.precision=bfloat16`, XLA): "
-                f"{speed['bfloat16_xla_seconds_per_epoch']:.1f} s/epoch, "
-                f"{speed['xla_seconds_per_epoch'] / speed['bfloat16_xla_seconds_per_epoch']:.2f}x "
-                "float32's epochs per second."
-            )
+    for key in ("autoencoder_speed", "autoencoder_speed_as_avx2"):
+        if results.get(key):
+            lines.append(speed_text(results[key]))
     if results.get("curve"):
         lines += [
             "",
@@ -277,13 +305,21 @@ def main() -> None:
     parser.add_argument(
         "--curve-only", action="store_true", help="only the curve, into the data set's block"
     )
+    parser.add_argument(
+        "--speed-only",
+        action="store_true",
+        help="only the autoencoder's speed (KMEANS_BENCH_ISA=avx2: as AVX2), into the block",
+    )
     args = parser.parse_args()
-    measured = {} if args.curve_only else measure(args.data)
+    only = args.curve_only or args.speed_only
+    measured = {} if only else measure(args.data)
     if args.curve or args.curve_only:
         measured["curve"] = accuracy_curve()
+    if args.speed_only:
+        measured[SPEED_KEY] = autoencoder_speed()
     stored = RESULTS / "representations.json"
     blocks = json.loads(stored.read_text()) if stored.is_file() else {}  # read last: other runs
-    blocks[args.data] = blocks.get(args.data, {}) | measured if args.curve_only else measured
+    blocks[args.data] = blocks.get(args.data, {}) | measured if only else measured
     RESULTS.mkdir(exist_ok=True)
     stored.write_text(json.dumps(blocks, indent=2) + "\n")
     (RESULTS / "representations.md").write_text(report(blocks))
@@ -310,7 +346,7 @@ def measure(data_set: str) -> dict:
             for g in cold
         }
     print(block(results, data_set), flush=True)
-    results["autoencoder_speed"] = autoencoder_speed()
+    results[SPEED_KEY] = autoencoder_speed()
     return results
 
 
