@@ -162,7 +162,9 @@ def autoencoder_speed(rounds: int = 3) -> dict:
     return out
 
 
-def accuracy_curve(epochs: tuple[int, ...] = (10, 25, 50, 100)) -> dict[str, dict[int, float]]:
+def accuracy_curve(
+    data_set: str, epochs: tuple[int, ...] = (10, 25, 50, 100)
+) -> dict[str, dict[int, float]]:
     """Test matched ACC of autoencoder + K-Means, + dec and + idec (the preset's settings), after
     each of ``epochs`` of one seed-0 pretraining run: where the pretraining budget bounds them."""
     from kmeans_exp import compose, data, evaluate
@@ -174,7 +176,8 @@ def accuracy_curve(epochs: tuple[int, ...] = (10, 25, 50, 100)) -> dict[str, dic
 
     overrides = ["features=autoencoder", f"features.epochs={max(epochs)}", "features.seed=0"]
     config = compose(overrides).features
-    splits = data.load_splits("bundled", None, "mnist", None, 5000)
+    d = compose([f"data={data_set}"]).data
+    splits = data.load_splits(d.source, d.path, d.dataset, d.url, d.validation_size)
     x, test = data.features(splits.x_train), data.features(splits.x_test)
     curve: dict[str, dict[int, float]] = {"autoencoder": {}, "dec": {}, "idec": {}}
 
@@ -314,7 +317,7 @@ def main() -> None:
     only = args.curve_only or args.speed_only
     measured = {} if only else measure(args.data)
     if args.curve or args.curve_only:
-        measured["curve"] = accuracy_curve()
+        measured["curve"] = accuracy_curve(args.data)
     if args.speed_only:
         measured[SPEED_KEY] = autoencoder_speed()
     stored = RESULTS / "representations.json"

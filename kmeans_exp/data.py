@@ -380,7 +380,10 @@ def download_idx(url: str, directory: Path, name: str, timeout_s: float = 60.0) 
             f"data.dataset={name}: data.source=download of IDX files needs a named data set "
             f"({', '.join(NAMED)}) whose files can be checked"
         )
-    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DataError(f"data.path={directory}: cannot hold the downloaded files ({e})") from None
     for stem, expected in named.idx_sha256.items():
         target = directory / f"{stem}.gz"
         if target.is_file() and _gz_content_sha256(target) == expected:

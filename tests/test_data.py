@@ -257,3 +257,6 @@ def test_download_of_idx_files_refuses_an_unnamed_set_or_a_non_gzip_file(tmp_pat
         data.download_idx(tmp_path.as_uri(), tmp_path / "got", "mnist")
     assert "train-images-idx3-ubyte.gz: not a readable gzip file" in one_line(excinfo)
     assert list((tmp_path / "got").iterdir()) == []
+    (tmp_path / "a_file").write_text("")
+    with pytest.raises(DataError, match=r"^data.path=.*a_file: cannot hold the downloaded files"):
+        data.download_idx(tmp_path.as_uri(), tmp_path / "a_file", "mnist")

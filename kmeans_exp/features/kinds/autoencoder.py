@@ -73,8 +73,8 @@ def train(
 ) -> tuple[Dense, Dense, list[float]]:
     """The trained encoder and decoder, and the training loss after each epoch.
 
-    ``seed`` defaults to the config's. XLA (``jit_compile``) trains about 1.5x faster here than
-    Keras' graph mode (``benchmarks/representations.py`` measures both).
+    ``seed`` defaults to the config's. XLA (``jit_compile``) trains about 1.15x faster on 2
+    cores than Keras' graph mode (``benchmarks/representations.py --speed-only`` measures both).
     ``on_epoch_end(epoch, encoder, decoder)`` sees both after each epoch (1-based), for curves.
     """
     # isort: off
