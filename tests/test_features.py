@@ -172,6 +172,17 @@ def test_umap_gives_the_configured_shape_and_is_deterministic(small, feature_cac
     }
 
 
+def test_umap_compiles_as_before_where_its_cache_folder_cannot_be_made(tmp_path, monkeypatch):
+    pytest.importorskip("umap", reason="pip install -e '.[umap]'")
+    import numba
+
+    (tmp_path / "a_file").write_text("")
+    monkeypatch.setenv(umap.NUMBA_CACHE, str(tmp_path / "a_file" / "numba"))
+    monkeypatch.setattr(numba.config, "CACHE_DIR", "")
+    umap._keep_compiled_code.__wrapped__()
+    assert numba.config.CACHE_DIR == ""
+
+
 def test_umap_without_umap_learn_fails_in_one_line_before_any_run(monkeypatch):
     monkeypatch.setattr(umap, "NEEDS", "umap_is_not_installed")
     with pytest.raises(ConfigError) as error:

@@ -102,9 +102,16 @@ def _keep_compiled_code() -> None:
         folder = cache_dirs.folder(NUMBA_CACHE, "numba")
         if folder is None:
             return
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError:  # a folder that cannot be made: compile per process, as before
+            return
         numba.config.CACHE_DIR = str(folder)
     for module in list(sys.modules.values()):
         if getattr(module, "__name__", "").partition(".")[0] in ("umap", "pynndescent"):
             for value in list(vars(module).values()):
                 if isinstance(value, CPUDispatcher):
-                    value.enable_caching()
+                    try:
+                        value.enable_caching()
+                    except RuntimeError:  # numba found no folder it can write to
+                        return
