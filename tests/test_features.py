@@ -114,12 +114,12 @@ def test_a_small_autoencoder_learns_and_is_deterministic(small, feature_cache, m
     not autoencoder.native_bfloat16(),
     reason="this CPU has no native bfloat16 (AVX512_BF16 or AMX): bfloat16 would be emulated",
 )
-def test_bfloat16_training_learns_and_clusters_as_float32_does(small, feature_cache):
+def test_bfloat16_training_learns_and_clusters_as_float32_does(small, feature_cache, monkeypatch):
     from kmeans_exp.engine import KMeans
 
-    scores = {}
+    scores, reps = {}, {}
     for precision in Precision:
-        rep = represent(tiny_autoencoder(precision=precision, epochs=6), small)
+        rep = reps[precision] = represent(tiny_autoencoder(precision=precision, epochs=6), small)
         losses = rep.history["autoencoder_loss"]
         assert losses[-1] < 0.8 * losses[0], precision
         model = KMeans(10, distance_metric="squared_euclidean", seed=0, n_init=5)
@@ -128,6 +128,9 @@ def test_bfloat16_training_learns_and_clusters_as_float32_does(small, feature_ca
         scores[precision] = evaluate.matched_accuracy(small.y_test, test)
     assert scores[Precision.bfloat16] == pytest.approx(scores[Precision.float32], abs=0.02)
     assert scores[Precision.float32] > 0.4  # codes that cluster (chance is 0.1)
+    monkeypatch.setenv(cache.ENV, "off")  # trained again: the same seed, the same codes
+    again = represent(tiny_autoencoder(precision=Precision.bfloat16, epochs=6), small)
+    np.testing.assert_array_equal(again.splits.x_test, reps[Precision.bfloat16].splits.x_test)
 
 
 def test_steps_round_trip_through_their_files(small, feature_cache, tmp_path):
