@@ -207,13 +207,8 @@ def speed_text(speed: dict) -> str:
     """The autoencoder's speed in both precisions, against sgemm, on the machine it ran on."""
     text = (
         f"Autoencoder (784-500-500-2000-10, batch 256, Adam) on 55,000 images, "
-        f"{speed.get('machine', 'the machine above')}, "
-        + (
-            f"median of {2 * speed['rounds']} epochs per way, the ways taking turns: "
-            if "rounds" in speed
-            else "epochs 2-3 of one training per way: "
-        )
-        + f"{speed['xla_seconds_per_epoch']:.1f} s/epoch with XLA ({speed['xla_gflops']:.0f} "
+        f"{speed['machine']}, median of {2 * speed['rounds']} epochs per way, the ways taking "
+        f"turns: {speed['xla_seconds_per_epoch']:.1f} s/epoch with XLA ({speed['xla_gflops']:.0f} "
         f"GFLOP/s), {speed['graph_seconds_per_epoch']:.1f} s/epoch without "
         f"({speed['graph_gflops']:.0f} GFLOP/s); numpy sgemm {speed['sgemm_gflops']:.0f} GFLOP/s "
         f"(XLA: {speed['xla_gflops'] / speed['sgemm_gflops']:.2f}x)."

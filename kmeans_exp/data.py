@@ -355,7 +355,7 @@ def download(url: str, path: Path, timeout_s: float = 60.0) -> Path:
     """Fetch Keras' MNIST archive to ``path`` atomically, unless a verified copy is there."""
     if path.is_file() and sha256_file(path) == KERAS_MNIST_NPZ_SHA256:
         return path
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _make_folder(path.parent)
     with _partial(path) as part:
         _fetch(url, part, timeout_s)
         digest = sha256_file(part)
@@ -380,10 +380,7 @@ def download_idx(url: str, directory: Path, name: str, timeout_s: float = 60.0) 
             f"data.dataset={name}: data.source=download of IDX files needs a named data set "
             f"({', '.join(NAMED)}) whose files can be checked"
         )
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise DataError(f"data.path={directory}: cannot hold the downloaded files ({e})") from None
+    _make_folder(directory)
     for stem, expected in named.idx_sha256.items():
         target = directory / f"{stem}.gz"
         if target.is_file() and _gz_content_sha256(target) == expected:
@@ -399,6 +396,13 @@ def download_idx(url: str, directory: Path, name: str, timeout_s: float = 60.0) 
                 )
             os.replace(part, target)
     return directory
+
+
+def _make_folder(directory: Path) -> None:
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DataError(f"data.path={directory}: cannot hold the downloaded files ({e})") from None
 
 
 @contextlib.contextmanager

@@ -223,6 +223,8 @@ def test_download_is_verified_and_atomic(tmp_path, monkeypatch):
     assert target.read_bytes() == served.read_bytes()
     with pytest.raises(DataError, match="download failed"):
         data.download((tmp_path / "absent.npz").as_uri(), tmp_path / "other.npz")
+    with pytest.raises(DataError, match=r"^data.path=.*served.npz: cannot hold the downloaded"):
+        data.download(served.as_uri(), served / "mnist.npz")
 
 
 def test_download_of_idx_files_checks_each_and_keeps_only_checked_ones(tmp_path, mnist_raw):

@@ -82,7 +82,7 @@ def test_a_cache_hit_does_not_refit_and_a_truncated_entry_is_refitted(
     again = represent(pca_config(), small)
     assert (first.cache, again.cache, len(fits)) == ("miss", "hit", 1)
     np.testing.assert_array_equal(first.splits.x_test, again.splits.x_test)
-    assert again.fit_seconds == pytest.approx(first.fit_seconds)  # what the fit cost, then
+    assert again.fit_seconds == first.fit_seconds  # the stored cost of that fit, not re-timed
 
     (entry,) = [p for p in feature_cache.iterdir() if not p.name.startswith(".")]
     splits_file = entry / cache.SPLITS_FILE
