@@ -25,7 +25,7 @@ from kmeans_exp import kinds, options
 from kmeans_exp.errors import ConfigError, first_line
 from kmeans_exp.features.kinds import PACKAGE as FEATURE_KINDS
 from kmeans_exp.features.kinds import FeaturesConfig
-from kmeans_exp.options import DataSource, DistanceMetric, FitOn, Init, OptimizedMetric
+from kmeans_exp.options import DataSource, DistanceMetric, FitOn, Init, OptimizedMetric, Protocol
 from kmeans_exp.refine.kinds import PACKAGE as REFINE_KINDS
 from kmeans_exp.refine.kinds import RefineConfig
 
@@ -36,6 +36,7 @@ __all__ = [
     "FitOn",
     "Init",
     "OptimizedMetric",
+    "Protocol",
     "compose",
 ]
 
@@ -92,7 +93,8 @@ class ExperimentConfig:
     steps: int = MISSING
     n_init: int = MISSING
     seed: int = MISSING
-    optimized_metric: OptimizedMetric = MISSING
+    protocol: Protocol = MISSING
+    optimized_metric: OptimizedMetric | None = MISSING
     data: DataConfig = MISSING
     features: FeaturesConfig = MISSING
     refine: RefineConfig = MISSING
@@ -104,7 +106,27 @@ class ExperimentConfig:
         options.batch_size("batch_size", self.batch_size)
         options.at_least("n_init", self.n_init, 1, "the number of restarts")
         options.at_least("seed", self.seed, 0)
+        self.optimized_metric = options.optimized_metric(self.optimized_metric, self.protocol)
+        self._resolve_fit_on()
         self.refine.check_against(self.features.kind, self.distance_metric.value)
+
+    @property
+    def transductive(self) -> bool:
+        return self.protocol is Protocol.transductive
+
+    def _resolve_fit_on(self) -> None:
+        """A representation's ``fit_on`` null follows the protocol (held_out: the training
+        rows; transductive: every row); under transductive, only ``all`` can be asked for."""
+        fit_on = getattr(self.features, "fit_on", MISSING)
+        if fit_on is MISSING:  # a kind that fits nothing (raw, precomputed)
+            return
+        if self.transductive and fit_on is FitOn.train:
+            raise ConfigError(
+                "features.fit_on=train with protocol=transductive: every stage fits on every "
+                "image there (use features.fit_on=all or null)"
+            )
+        if fit_on is None:
+            self.features.fit_on = FitOn.all if self.transductive else FitOn.train
 
     def check_against_data(self, n_train: int, width: int) -> None:
         """Refuse settings the training rows (count, width) cannot satisfy, before any work."""
@@ -183,12 +205,24 @@ def as_dict(exp: ExperimentConfig) -> dict[str, Any]:
 
 
 def default_run_name(exp: ExperimentConfig) -> str:
-    """A readable run name from the settings, e.g. ``k=25 cosine bs=1024``."""
+    """A readable run name from the settings: what differs from the defaults (the data set, the
+    representation, the refinement, the protocol) and the engine's settings, e.g.
+    ``k=25 cosine bs=1024`` or ``fashion_mnist n2d+gmm k=10 squared_euclidean full-batch
+    transductive``."""
     if not exp.use_mini_batch:
         mode = "full-batch"
     else:
         mode = "bs=all" if exp.batch_size is None else f"bs={exp.batch_size}"
-    return f"k={exp.k} {exp.distance_metric.value} {mode}"
+    pipeline = exp.features.kind if exp.features.kind != "raw" else ""
+    if exp.refine.kind != "none":
+        pipeline = f"{pipeline or 'raw'}+{exp.refine.kind}"
+    parts = [
+        "" if exp.data.dataset == "mnist" else exp.data.dataset,
+        pipeline,
+        f"k={exp.k} {exp.distance_metric.value} {mode}",
+        "transductive" if exp.transductive else "",
+    ]
+    return " ".join(part for part in parts if part)
 
 
 def config_hash(exp: ExperimentConfig) -> str:
@@ -204,6 +238,8 @@ def config_hash(exp: ExperimentConfig) -> str:
         values.pop("features")
     if exp.refine.kind == "none":  # as before there was a refine group
         values.pop("refine")
+    if not exp.transductive:  # as before there was a protocol
+        values.pop("protocol")
     text = json.dumps(values, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
 

@@ -593,6 +593,16 @@ def as_floats(rows: np.ndarray) -> np.ndarray:
     return features(rows) if rows.dtype == np.uint8 else np.asarray(rows, dtype=np.float32)
 
 
+def every_row(splits: Splits) -> Splits:
+    """The splits as ``protocol=transductive`` fits and scores them: every image of every
+    split (train, validation, test, in that order) as the one fitted split, nothing held out."""
+    x = aligned(np.concatenate([splits.x_train, splits.x_val, splits.x_test]))
+    y = np.concatenate([splits.y_train, splits.y_val, splits.y_test])
+    return dataclasses.replace(
+        splits, x_train=x, y_train=y, x_val=x[:0], y_val=y[:0], x_test=x[:0], y_test=y[:0]
+    )
+
+
 @functools.lru_cache(maxsize=2)
 def load_embedding_splits(path: str, validation_size: int) -> Splits:
     """``read_embeddings`` then ``split``, cached per process like ``load_splits``."""

@@ -208,3 +208,23 @@ def evaluate_model(model: FittedModel, splits: Any, seed: int) -> Evaluation:
         confusion=confusion_matrix(splits.y_test, test_pred, num_classes),
         metrics=metrics,
     )
+
+
+def evaluate_transductive(model: FittedModel, splits: Any, seed: int) -> Evaluation:
+    """Score the rows the model was fitted on, as the deep-clustering papers do
+    (``protocol=transductive``): ``splits.x_train`` holds every image of every split, and every
+    score is ``all_*``. Clusters are labelled by the majority class of those same rows (for the
+    figures and the served model); matched accuracy needs no such map."""
+    num_classes = splits.raw.num_classes
+    cluster_idx = model.labels_
+    clusters = label_clusters(cluster_idx, splits.y_train, model.n_clusters, num_classes)
+    scores = partition_scores(splits.y_train, cluster_idx)
+    predicted = clusters.predict(cluster_idx)
+    metrics = {f"all_{name}": value for name, value in scores.items()}
+    metrics |= {
+        "all_accuracy": accuracy(splits.y_train, predicted),
+        "inertia": model.inertia_,
+        "empty_clusters": float(clusters.empty_clusters),
+        "silhouette": silhouette(splits.x_train, cluster_idx, model.distance_metric, seed),
+    }
+    return Evaluation(clusters, confusion_matrix(splits.y_train, predicted, num_classes), metrics)

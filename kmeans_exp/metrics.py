@@ -21,7 +21,7 @@ UP, DOWN, NEITHER = True, False, None  # higher_is_better
 @dataclass(frozen=True)
 class Metric:
     name: str
-    split: str  # train, val, test; "" for a cost or a count
+    split: str  # train, val, test, all (transductive); "" for a cost or a count
     higher_is_better: bool | None
     shown: tuple[str, ...] = ()
     terminal: str = ""  # its place in the run's closing line, e.g. "test {:.4f}"
@@ -39,6 +39,12 @@ METRICS = (
     ),
     Metric("test_ari", "test", UP, ("sweep", "report")),
     Metric("test_ami", "test", UP),
+    # protocol=transductive: every image fitted and scored, the papers' numbers (no test_*/val_*).
+    Metric("all_matched_accuracy", "all", UP, ALL_VIEWS, "all images: matched {:.4f}"),
+    Metric("all_nmi", "all", UP, ("sweep", "report", "groups_figure"), "NMI {:.4f}"),
+    Metric("all_ari", "all", UP, ("sweep", "report"), "ARI {:.4f}"),
+    Metric("all_ami", "all", UP),
+    Metric("all_accuracy", "all", UP),  # majority labels of the same rows: purity, not a test
     # The K-Means a refinement (refine=dec, idec) started from, scored like the refined result.
     Metric(
         "kmeans_test_matched_accuracy",
@@ -49,6 +55,15 @@ METRICS = (
     ),
     Metric("kmeans_test_nmi", "test", UP, ("sweep",)),
     Metric("kmeans_test_ari", "test", UP, ("sweep",)),
+    Metric(
+        "kmeans_all_matched_accuracy",
+        "all",
+        UP,
+        ("sweep", "report"),
+        "| before refining: matched {:.4f}",
+    ),
+    Metric("kmeans_all_nmi", "all", UP, ("sweep",)),
+    Metric("kmeans_all_ari", "all", UP, ("sweep",)),
     Metric("inertia", "train", DOWN, ("sweep", "report"), "| inertia {:.1f}"),
     Metric("restarts_near_best", "", NEITHER, ("sweep", "report")),  # within 1% of the best
     Metric("silhouette", "train", UP, ("sweep",)),

@@ -50,6 +50,28 @@ class Precision(Enum):
     bfloat16 = "bfloat16"
 
 
+class Optimizer(Enum):
+    """What trains a network: Adam (N2D's, the default) or SGD with momentum (DEC-keras's)."""
+
+    adam = "adam"
+    sgd = "sgd"
+
+
+class KernelInit(Enum):
+    """How a network's kernels start: Keras' default, or DEC-keras's
+    ``VarianceScaling(scale=1/3, mode="fan_in", distribution="uniform")``."""
+
+    glorot_uniform = "glorot_uniform"
+    variance_scaling = "variance_scaling"
+
+
+class Protocol(Enum):
+    """Which rows every stage fits on and which rows are scored."""
+
+    held_out = "held_out"  # fit on training rows; score validation and test rows
+    transductive = "transductive"  # fit on every image of every split, score those same images
+
+
 class DataSource(Enum):
     bundled = "bundled"
     idx = "idx"
@@ -66,6 +88,24 @@ def choice(key: str, value: str | E, options: type[E]) -> E:
     except ValueError:
         allowed = ", ".join(member.value for member in options)
         raise ConfigError(f"{key}={value}: expected one of {allowed}") from None
+
+
+def optimized_metric(
+    value: str | OptimizedMetric | None, protocol: str | Protocol
+) -> OptimizedMetric:
+    """What a sweeper optimises: ``value``, or the protocol's default when null (held_out:
+    val_accuracy; transductive: silhouette, since every labelled row was fitted there)."""
+    protocol = choice("protocol", protocol, Protocol)
+    if value is None:
+        held_out = protocol is Protocol.held_out
+        return OptimizedMetric.val_accuracy if held_out else OptimizedMetric.silhouette
+    metric = choice("optimized_metric", value, OptimizedMetric)
+    if protocol is Protocol.transductive and metric is not OptimizedMetric.silhouette:
+        raise ConfigError(
+            f"optimized_metric={metric.value} with protocol=transductive: every labelled row "
+            "is fitted there, so a sweeper can only optimise silhouette (label-free)"
+        )
+    return metric
 
 
 def _is_integer(value: object) -> bool:
@@ -137,6 +177,13 @@ def fits_width(key: str, n_components: int, width: int, what: str) -> None:
     """Refuse more output components than the input has columns."""
     if n_components > width:
         raise ConfigError(f"{key}={n_components}: more components than the {width} {what}")
+
+
+def momentum(key: str, value: float) -> float:
+    """An optimiser's momentum: a number in [0, 1)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value < 1:
+        raise ConfigError(f"{key}={value}: expected a momentum in [0, 1)")
+    return float(value)
 
 
 def open_unit_interval(key: str, value: float) -> float:

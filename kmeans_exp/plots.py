@@ -82,8 +82,11 @@ def _principal_plane(x: np.ndarray) -> np.ndarray:
     return centred @ vt[:2].T
 
 
-def confusion_matrix(matrix: np.ndarray, accuracy: float, class_names: Sequence[str]) -> Figure:
-    """Counts of true class (rows) against predicted class (columns), by name."""
+def confusion_matrix(
+    matrix: np.ndarray, accuracy: float, class_names: Sequence[str], rows: str = "Test"
+) -> Figure:
+    """Counts of true class (rows) against predicted class (columns), by name, over ``rows``
+    (the test split, or every image under ``protocol=transductive``)."""
     n = len(matrix)
     fig, ax = plt.subplots(figsize=(0.55 * n + 2, 0.55 * n + 1.5))
     ax.imshow(matrix, cmap="Blues")
@@ -97,7 +100,7 @@ def confusion_matrix(matrix: np.ndarray, accuracy: float, class_names: Sequence[
     ax.set_yticks(range(n), class_names)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    ax.set_title(f"Test confusion matrix (accuracy {accuracy:.4f})")
+    ax.set_title(f"{rows} confusion matrix (accuracy {accuracy:.4f})")
     margin = 0.012 * longest  # room for the names
     fig.subplots_adjust(left=0.12 + margin, right=0.97, bottom=0.1 + margin, top=0.92)
     return fig
@@ -116,7 +119,7 @@ def sweep_summary(
         members = sorted(members, key=lambda r: float(r[x_key]) if numeric else str(r[x_key]))
         xs = [float(r[x_key]) if numeric else str(r[x_key]) for r in members]
         suffix = ", ".join(f"{k}={v}" for k, v in zip(group_keys, group, strict=True))
-        for metric in metrics:
+        for metric in _present(metrics, rows):
             ys = [r.get(metric, float("nan")) for r in members]
             label = metric + (f" ({suffix})" if suffix else "")
             ax.plot(xs, ys, marker="o", label=label)
@@ -128,6 +131,16 @@ def sweep_summary(
     ax.set_title(f"Accuracy against {x_key}")
     fig.tight_layout()
     return fig
+
+
+def _present(metrics: Sequence[str], rows: Sequence[dict], suffix: str = "") -> list[str]:
+    """The metrics some row has a number for (held-out and transductive runs log different
+    scores), so that no legend names an empty line."""
+    return [
+        m
+        for m in metrics
+        if any(_is_number(r.get(m + suffix)) and not math.isnan(float(r[m + suffix])) for r in rows)
+    ]
 
 
 def _is_number(value: object) -> bool:
@@ -147,7 +160,7 @@ def sweep_groups(groups: Sequence[dict], x_key: str) -> Figure:
     ordered = sorted(groups, key=lambda g: float(g[x_key]) if numeric else str(g[x_key]))
     xs = [float(g[x_key]) if numeric else str(g[x_key]) for g in ordered]
     fig, ax = plt.subplots(figsize=(6, 4))
-    for metric in metrics:
+    for metric in _present(metrics, groups, "_mean"):
         means = [_nan(g[f"{metric}_mean"]) for g in ordered]
         stds = [_nan(g[f"{metric}_std"], 0.0) for g in ordered]
         ax.errorbar(xs, means, yerr=stds, marker="o", capsize=3, label=metric)

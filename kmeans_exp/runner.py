@@ -77,8 +77,9 @@ def run_experiment(
     try:
         start = time.perf_counter()
         splits = _load_splits(exp)
+        rows = data.every_row(splits) if exp.transductive else splits  # what every stage fits
         data_seconds = time.perf_counter() - start
-        exp.check_against_data(*splits.x_train.shape)
+        exp.check_against_data(*rows.x_train.shape)
         stage.check_available(exp.features)
         start = time.perf_counter()
         store = _open_store(exp, launch.sweep)
@@ -99,7 +100,7 @@ def run_experiment(
     tf_seconds = time.perf_counter() - start
 
     overrides = launch.overrides if launch.hydra_dir is not None else None
-    tags = tracking.run_tags(digest, launch.swept, overrides)
+    tags = tracking.run_tags(digest, launch.swept, overrides, exp.protocol.value)
     name = exp.tracking.run_name or launch.job_name or default_run_name(exp)
     parent = launch.sweep.parent_run_id if launch.sweep else None
     fit_seed = stage.fit_seed(exp.features, exp.seed)
@@ -110,9 +111,10 @@ def run_experiment(
         run.log_config(launch.hydra_dir, as_dict(exp))
 
         start = time.perf_counter()
-        rep = stage.represent(exp.features, splits, exp.seed)
+        rep = stage.represent(exp.features, rows, exp.seed)
         features_seconds = time.perf_counter() - start
         run.log_representation(rep.cache, rep.history)
+        extra = _epochs(rep)
 
         start = time.perf_counter()
         model = KMeans(
@@ -129,20 +131,32 @@ def run_experiment(
         progress.time_to_first_step(data_seconds, store_seconds, tf_seconds, model)
         run.log_restarts(model.restart_inertia_, model.best_restart_)
         near = sum(1 for i in model.restart_inertia_ if i <= model.inertia_ * (1 + NEAR_BEST))
-        extra = {"restarts_near_best": float(near)}
+        extra["restarts_near_best"] = float(near)
 
         if exp.refine.kind != "none":
             start = time.perf_counter()
-            extra |= _kmeans_scores(model, rep.splits)  # what the refinement starts from
+            # what the refinement starts from
+            extra |= _kmeans_scores(model, rep.splits, exp.transductive)
+            refine_seed = exp.seed if fit_seed is None else fit_seed
             refined = refine_stage.refine(
-                exp.refine, exp.features, splits, rep, model.cluster_centers_, fit_seed
+                exp.refine,
+                exp.features,
+                rows,
+                rep,
+                model.cluster_centers_,
+                model.labels_,
+                refine_seed,
             )
             rep, model = refined.representation, refined.clusters
+            extra |= refined.scores
             run.log_refinement(rep.cache, rep.history)
             extra["refine_seconds"] = time.perf_counter() - start
 
         start = time.perf_counter()
-        evaluation = evaluate.evaluate_model(model, rep.splits, exp.seed)
+        if exp.transductive:
+            evaluation = evaluate.evaluate_transductive(model, rep.splits, exp.seed)
+        else:
+            evaluation = evaluate.evaluate_model(model, rep.splits, exp.seed)
         eval_seconds = time.perf_counter() - start
 
         timings = {
@@ -154,13 +168,24 @@ def run_experiment(
         metrics = {**evaluation.metrics, **extra, **timings}
         run.log_metrics(metrics)
         centers = model.cluster_centers_
-        _log_figures(run, exp, splits, rep.splits, model, evaluation)
+        _log_figures(run, exp, rows, rep.splits, model, evaluation, len(splits.x_test))
         if exp.tracking.log_model:
             example = data.as_floats(splits.x_test[:5])  # what the served model takes
             found = model.predict(served_steps.transform(rep.steps, example))
             predictions = evaluation.clusters.predict(found)
             labels = evaluation.clusters.labels
-            run.log_model(centers, labels, model.distance_metric, rep.steps, example, predictions)
+            images = exp.features.embeddings_path is None  # else embeddings: any finite value
+            mixture = getattr(model, "mixture", None)
+            run.log_model(
+                centers,
+                labels,
+                model.distance_metric,
+                rep.steps,
+                example,
+                predictions,
+                images,
+                mixture,
+            )
 
     if store is None:
         progress.summary(metrics, None)
@@ -170,10 +195,26 @@ def run_experiment(
     return ExperimentResult(exp, model, rep, evaluation, metrics, run.run_id, store.uri)
 
 
-def _kmeans_scores(model: Any, splits: data.Splits) -> dict[str, float]:
-    """The K-Means' test scores before a refinement: ``kmeans_test_<score>``."""
-    scores = evaluate.partition_scores(splits.y_test, model.assign(splits.x_test)[0])
-    return {f"kmeans_test_{name}": scores[name] for name in ("matched_accuracy", "nmi", "ari")}
+def _kmeans_scores(model: Any, splits: data.Splits, transductive: bool) -> dict[str, float]:
+    """The K-Means' scores before a refinement: ``kmeans_test_<score>``, or ``kmeans_all_<score>``
+    of every (fitted) row under ``protocol=transductive``."""
+    if transductive:
+        prefix, scores = "kmeans_all", evaluate.partition_scores(splits.y_train, model.labels_)
+    else:
+        found = model.assign(splits.x_test)[0]
+        prefix, scores = "kmeans_test", evaluate.partition_scores(splits.y_test, found)
+    return {f"{prefix}_{name}": scores[name] for name in ("matched_accuracy", "nmi", "ari")}
+
+
+def _epochs(rep: stage.Representation) -> dict[str, float]:
+    """How a continuing training (the autoencoder's) reached its epochs: trained by this run,
+    and read from the cache (a hit, or the shorter training it continued)."""
+    if rep.epochs_trained is None:
+        return {}
+    return {
+        "features_epochs_trained": float(rep.epochs_trained),
+        "features_epochs_cached": float(rep.epochs_cached),
+    }
 
 
 def _load_splits(exp: ExperimentConfig) -> data.Splits:
@@ -184,10 +225,11 @@ def _load_splits(exp: ExperimentConfig) -> data.Splits:
     return data.load_splits(d.source, d.path, d.dataset, d.url, d.validation_size)
 
 
-def _log_figures(run, exp, splits, inputs, model, evaluation) -> None:
+def _log_figures(run, exp, splits, inputs, model, evaluation, n_test: int) -> None:
     """Each cluster as an image (its centre for pixels, its mean image for features), the
-    confusion matrix, and the test features in 2-D when they are not the pixels; classes by
-    name (MNIST's digits, Fashion-MNIST's T-shirt/top ...)."""
+    confusion matrix (of the test rows; of every row under ``protocol=transductive``), and the
+    features of the ``n_test`` test images in 2-D when they are not the pixels; classes by name
+    (MNIST's digits, Fashion-MNIST's T-shirt/top ...)."""
     raw, noun, names = exp.features.kind == "raw", splits.raw.noun, splits.raw.class_names
     if raw:
         images, title = model.cluster_centers_, f"Cluster centres: majority {noun} (purity)"
@@ -198,7 +240,11 @@ def _log_figures(run, exp, splits, inputs, model, evaluation) -> None:
     if not raw:
         refined = "" if exp.refine.kind == "none" else f" refine={exp.refine.kind}"
         what = f"features={exp.features.kind}{refined}"
-        run.log_embedding(inputs.x_test, inputs.y_test, what, noun, names)
+        if exp.transductive:  # the test images are the last rows, fitted like the others
+            x, y = inputs.x_train[-n_test:], inputs.y_train[-n_test:]
+        else:
+            x, y = inputs.x_test, inputs.y_test
+        run.log_embedding(x, y, what, noun, names)
 
 
 def _reuse(

@@ -16,7 +16,7 @@ from kmeans_exp import cache_dirs, data, evaluate
 from kmeans_exp.errors import ConfigError, DataError
 from kmeans_exp.features import cache, served_steps, stage
 from kmeans_exp.features.kinds import autoencoder, pca, umap
-from kmeans_exp.options import FitOn, Precision
+from kmeans_exp.options import FitOn, KernelInit, Optimizer, Precision
 
 
 @pytest.fixture()
@@ -43,6 +43,9 @@ def tiny_autoencoder(**overrides) -> autoencoder.Config:
         "epochs": 4,
         "batch_size": 128,
         "learning_rate": 1e-3,
+        "optimizer": Optimizer.adam,
+        "momentum": 0.0,
+        "kernel_init": KernelInit.glorot_uniform,
         "precision": Precision.float32,
     }
     return autoencoder.Config(kind="autoencoder", **{**values, **overrides})

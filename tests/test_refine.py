@@ -14,7 +14,7 @@ from kmeans_exp import data, evaluate
 from kmeans_exp.errors import ConfigError
 from kmeans_exp.features import cache, stage
 from kmeans_exp.features.kinds import autoencoder
-from kmeans_exp.options import FitOn, Precision
+from kmeans_exp.options import FitOn, KernelInit, Optimizer, Precision
 from kmeans_exp.refine import stage as refine_stage
 from kmeans_exp.refine.kinds import dec, idec
 
@@ -59,6 +59,9 @@ def codes(small):
         epochs=8,
         batch_size=128,
         learning_rate=1e-3,
+        optimizer=Optimizer.adam,
+        momentum=0.0,
+        kernel_init=KernelInit.glorot_uniform,
         precision=Precision.float32,
     )
     with pytest.MonkeyPatch.context() as patch:
@@ -68,22 +71,23 @@ def codes(small):
 
     model = KMeans(10, distance_metric="squared_euclidean", seed=0, n_init=3)
     model.fit(rep.splits.x_train, 50)
-    return small, config, rep, model.cluster_centers_
+    return small, config, rep, (model.cluster_centers_, model.labels_)
 
 
 def idec_config(**changes) -> idec.Config:
     values = dict(batch_size=128, update_interval=50, tol=1e-4, max_iter=600, learning_rate=1e-3)
+    values["shuffle"] = True
     return idec.Config(kind="idec", **{**values, "gamma": 0.1, **changes})
 
 
 @pytest.mark.slow
 @CODES
 def test_idec_converges_and_is_deterministic_and_cached(codes, feature_cache, monkeypatch):
-    small, config, rep, centres = codes
+    small, config, rep, kmeans = codes
     fits = []
     real_fit = idec.fit
     monkeypatch.setattr(idec, "fit", lambda *a: fits.append(1) or real_fit(*a))
-    first = refine_stage.refine(idec_config(), config, small, rep, centres, 0)
+    first = refine_stage.refine(idec_config(), config, small, rep, *kmeans, 0)
     history = first.representation.history
     changes, kl = history["refine_label_change"], history["refine_kl"]
     assert len(changes) == len(kl) == 12  # 600 batches, an update every 50
@@ -99,10 +103,10 @@ def test_idec_converges_and_is_deterministic_and_cached(codes, feature_cache, mo
         first.clusters.predict(first.representation.splits.x_test), np.argmax(q, axis=1)
     )
 
-    again = refine_stage.refine(idec_config(), config, small, rep, centres, 0)
+    again = refine_stage.refine(idec_config(), config, small, rep, *kmeans, 0)
     assert (again.representation.cache, len(fits)) == ("hit", 1)
     monkeypatch.setenv(cache.ENV, "off")  # from scratch: the same result for the same seed
-    fresh = refine_stage.refine(idec_config(), config, small, rep, centres, 0)
+    fresh = refine_stage.refine(idec_config(), config, small, rep, *kmeans, 0)
     np.testing.assert_array_equal(fresh.clusters.cluster_centers_, first.clusters.cluster_centers_)
     np.testing.assert_array_equal(
         fresh.representation.splits.x_test, first.representation.splits.x_test
@@ -113,11 +117,11 @@ def test_idec_converges_and_is_deterministic_and_cached(codes, feature_cache, mo
 @pytest.mark.slow
 @CODES
 def test_dec_stops_once_few_points_change_cluster(codes, feature_cache):
-    small, config, rep, centres = codes
+    small, config, rep, kmeans = codes
+    centres = kmeans[0]
     settings = dict(batch_size=128, update_interval=50, max_iter=3000, learning_rate=0.01)
-    result = refine_stage.refine(
-        dec.Config(kind="dec", tol=0.01, momentum=0.9, **settings), config, small, rep, centres, 0
-    )
+    settings |= dict(tol=0.01, momentum=0.9, shuffle=True)
+    result = refine_stage.refine(dec.Config(kind="dec", **settings), config, small, rep, *kmeans, 0)
     changes = result.representation.history["refine_label_change"]
     assert changes[-1] < 0.01 <= min(changes[:-1], default=1.0)  # stopped at the first below tol
     assert len(changes) < 60  # before max_iter

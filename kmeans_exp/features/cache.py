@@ -51,6 +51,11 @@ class Entry:
     history: dict[str, list[float]]  # per-epoch series, e.g. the autoencoder's loss
     fit_seconds: float  # what the fit cost when it ran
     arrays: dict[str, np.ndarray] = field(default_factory=dict)  # for later stages
+    # A training that continues (the autoencoder's): the key of its recipe without the budget,
+    # the budget reached (epochs), and how much of it this fit trained itself.
+    lineage: str | None = None
+    budget: int | None = None
+    trained: int | None = None
 
 
 def folder() -> Path | None:
@@ -95,7 +100,39 @@ def load(name: str) -> Entry | None:
         log.warning("feature cache entry %s is damaged (%s): fitting it again", path, e)
         shutil.rmtree(path, ignore_errors=True)
         return None
-    return Entry(*splits, steps, manifest["history"], manifest["fit_seconds"], arrays)
+    return Entry(
+        *splits,
+        steps,
+        manifest["history"],
+        manifest["fit_seconds"],
+        arrays,
+        manifest.get("lineage"),
+        manifest.get("budget"),
+        manifest.get("trained"),
+    )
+
+
+def longest_before(lineage: str, budget: int) -> Entry | None:
+    """The cached entry of ``lineage`` with the largest budget below ``budget``, if any: what a
+    longer training of the same recipe continues from."""
+    root = folder()
+    if root is None or not root.is_dir():
+        return None
+    found: dict[str, int] = {}
+    for manifest in root.glob(f"*/{MANIFEST}"):
+        if manifest.parent.name.startswith("."):  # an entry being written
+            continue
+        try:
+            values = json.loads(manifest.read_text())
+        except (OSError, ValueError):
+            continue  # a damaged entry is not a candidate; load() removes it when asked for
+        if values.get("lineage") == lineage and values.get("budget", budget) < budget:
+            found[manifest.parent.name] = values["budget"]
+    for name in sorted(found, key=found.get, reverse=True):
+        entry = load(name)
+        if entry is not None:
+            return entry
+    return None
 
 
 def store(name: str, entry: Entry) -> None:
@@ -118,6 +155,9 @@ def store(name: str, entry: Entry) -> None:
             "sha256": {str(p.relative_to(tmp)): sha256_file(p) for p in files},
             "history": entry.history,
             "fit_seconds": entry.fit_seconds,
+            "lineage": entry.lineage,
+            "budget": entry.budget,
+            "trained": entry.trained,
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest))
         os.rename(tmp, root / name)  # atomic; fails if another job got there first

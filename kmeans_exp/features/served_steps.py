@@ -10,6 +10,9 @@ TensorFlow or Keras. The rows are what the engine reads as floats: pixels / 255,
   its decoder);
 - ``Umap``: a fitted ``umap.UMAP``'s ``transform``.
 
+``Mixture`` is not a step but how a Gaussian mixture (``refine=gmm``) assigns the features to
+its components, here because the served model assigns with it too.
+
 Each step says what it needs to be served (``REQUIREMENTS``: distributions beside MLflow), how
 to write itself as arrays and how to come back from them; ``STEP_TYPES`` finds a type by name.
 """
@@ -85,6 +88,43 @@ class Dense:
             [arrays[f"{prefix}.w{j}"] for j in range(layers)],
             [arrays[f"{prefix}.b{j}"] for j in range(layers)],
         )
+
+
+@dataclass
+class Mixture:
+    """A fitted Gaussian mixture as the arrays that assign rows to components: each component's
+    mean, the Cholesky factor of its precision (every covariance type written as full ``(k, d,
+    d)`` matrices) and its weight. A row goes to the component of highest
+    ``log w_k + log N(x | mean_k, cov_k)``, as scikit-learn's ``GaussianMixture.predict``."""
+
+    means: np.ndarray  # (k, d)
+    precisions_cholesky: np.ndarray  # (k, d, d)
+    weights: np.ndarray  # (k,)
+
+    def log_weighted_density(self, x: np.ndarray) -> np.ndarray:
+        """(n, k) log w_k + log N(x | mean_k, cov_k), without the constant -d/2 log 2 pi."""
+        out = np.empty((len(x), len(self.means)), np.float64)
+        for j, (mean, chol) in enumerate(zip(self.means, self.precisions_cholesky, strict=True)):
+            y = x @ chol - mean @ chol
+            log_det = np.sum(np.log(np.diagonal(chol)))
+            out[:, j] = np.log(self.weights[j]) + log_det - 0.5 * np.einsum("ij,ij->i", y, y)
+        return out
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return np.argmax(self.log_weighted_density(np.asarray(x, np.float64)), axis=1)
+
+    def arrays(self, prefix: str) -> dict[str, np.ndarray]:
+        found = {"means": self.means, "precisions_cholesky": self.precisions_cholesky}
+        found["weights"] = self.weights
+        return {f"{prefix}.{name}": value for name, value in found.items()}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray], prefix: str) -> Mixture | None:
+        """The mixture stored under ``prefix``, or None when there is none."""
+        if f"{prefix}.means" not in arrays:
+            return None
+        names = ("means", "precisions_cholesky", "weights")
+        return cls(*(np.asarray(arrays[f"{prefix}.{name}"], np.float64) for name in names))
 
 
 @dataclass

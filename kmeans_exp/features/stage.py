@@ -25,7 +25,7 @@ import numpy as np
 from kmeans_exp import data
 from kmeans_exp.errors import ConfigError
 from kmeans_exp.features import cache, served_steps
-from kmeans_exp.features.kinds import FeaturesConfig, FittedFeatures, kind
+from kmeans_exp.features.kinds import FeaturesConfig, Fitted, FittedFeatures, kind
 from kmeans_exp.options import FitOn
 
 log = logging.getLogger(__name__)
@@ -42,6 +42,8 @@ class Representation:
     cache: str  # "hit", "miss" (fitted now, stored), "off" (fitted, no cache) or "none"
     key: str | None = None  # the cache entry's name (None when passed through)
     arrays: dict[str, np.ndarray] = field(default_factory=dict)  # for later stages (decoder)
+    epochs_trained: int | None = None  # of a continuing training: the epochs trained by this run
+    epochs_cached: int | None = None  # ... and those read from the cache
 
 
 def check_available(config: FeaturesConfig) -> None:
@@ -70,37 +72,65 @@ def represent(config: FeaturesConfig, splits: data.Splits, seed: int) -> Represe
     if not module.LIBRARIES:
         return Representation(splits, [], {}, 0.0, "none")
     config = dataclasses.replace(config, seed=fit_seed(config, seed))
-    name = cache.key(
-        {
-            "data": _digest(splits),
-            "features": dataclasses.asdict(config),
-            "versions": {lib: metadata.version(lib) for lib in module.LIBRARIES},
-        }
-    )
-    entry, status = cache.fetch(name, lambda: _fit(module, config, splits))
+    inputs = {
+        "data": digest(splits),
+        "versions": {lib: metadata.version(lib) for lib in module.LIBRARIES},
+    }
+    name = cache.key(inputs | {"features": dataclasses.asdict(config)})
+    budget = getattr(module, "CONTINUES", None)
+    lineage = None
+    if budget is not None:  # the same key without the budget
+        lineage = cache.key(inputs | {"features": dataclasses.asdict(config) | {budget: None}})
+    entry, status = cache.fetch(name, lambda: _fit(module, config, splits, lineage))
     if status == "hit":
         log.info("%s features from the cache (%s)", config.kind, name)
     features = dataclasses.replace(
         splits, x_train=entry.x_train, x_val=entry.x_val, x_test=entry.x_test
     )
+    trained = 0 if status == "hit" and entry.trained is not None else entry.trained
+    total = getattr(config, "epochs", None)
     return Representation(
-        features, entry.steps, entry.history, entry.fit_seconds, status, name, entry.arrays
+        features,
+        entry.steps,
+        entry.history,
+        entry.fit_seconds,
+        status,
+        name,
+        entry.arrays,
+        trained,
+        None if trained is None else total - trained,
     )
 
 
-def _fit(module, config: FittedFeatures, splits: data.Splits) -> cache.Entry:
-    """Fit ``config``'s kind on its input rows: the pixels, or its base's features."""
+def _fit(module, config: FittedFeatures, splits: data.Splits, lineage: str | None) -> cache.Entry:
+    """Fit ``config``'s kind on its input rows (the pixels, or its base's features), continuing
+    the longest shorter training of its ``lineage`` when one is cached."""
     log.info("fitting %s features on %s", config.kind, _fit_rows_text(config, splits))
     start = time.perf_counter()
     steps: list = []
     history: dict[str, list[float]] = {}
+    trained = None
     if hasattr(module, "base"):
         below = represent(module.base(config), splits, config.seed)  # cached on its own
         parts = list(_split_of(below.splits))
-        steps, history = list(below.steps), dict(below.history)
+        steps, history, trained = list(below.steps), dict(below.history), below.epochs_trained
     else:
         parts = [data.as_floats(x) for x in _split_of(splits)]
-    fitted = module.fit(config, fit_rows(config, parts))
+    previous = None
+    if lineage is not None:
+        budget = getattr(config, module.CONTINUES)
+        previous = cache.longest_before(lineage, budget)
+        done = 0 if previous is None else previous.budget
+        if previous is not None:
+            log.info(
+                "continuing a %d-%s %s training to %d", done, module.CONTINUES, config.kind, budget
+            )
+        trained = budget - done
+    if previous is None:
+        fitted = module.fit(config, fit_rows(config, parts))
+    else:
+        earlier = Fitted(previous.steps, None, previous.history, previous.arrays)
+        fitted = module.fit(config, fit_rows(config, parts), earlier)
     if fitted.embedding is None:
         parts = [served_steps.transform(fitted.steps, x) for x in parts]
     elif config.fit_on is FitOn.all:  # the fit rows were every split: their own embedding
@@ -113,6 +143,9 @@ def _fit(module, config: FittedFeatures, splits: data.Splits) -> cache.Entry:
         {**history, **fitted.history},
         time.perf_counter() - start,
         fitted.arrays,
+        lineage,
+        None if lineage is None else getattr(config, module.CONTINUES),
+        trained,
     )
 
 
@@ -132,10 +165,10 @@ def _split_of(splits: data.Splits) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return splits.x_train, splits.x_val, splits.x_test
 
 
-def _digest(splits: data.Splits) -> str:
+def digest(splits: data.Splits) -> str:
     """A hash of every row and of the split sizes: what the representation is fitted from."""
-    digest = hashlib.sha256()
+    sha = hashlib.sha256()
     for x in _split_of(splits):
-        digest.update(str((x.shape, x.dtype.str)).encode())
-        digest.update(np.ascontiguousarray(x).data)
-    return digest.hexdigest()
+        sha.update(str((x.shape, x.dtype.str)).encode())
+        sha.update(np.ascontiguousarray(x).data)
+    return sha.hexdigest()

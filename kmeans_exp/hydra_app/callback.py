@@ -24,7 +24,6 @@ from omegaconf import DictConfig
 from kmeans_exp import options, tracking
 from kmeans_exp.errors import KMeansExpError
 from kmeans_exp.hydra_app.sweep_check import check_jobs, swept_values
-from kmeans_exp.options import OptimizedMetric
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +53,7 @@ class MlflowSweepCallback(Callback):
             return
         store = tracking.open_store(config.tracking.uri, config.tracking.experiment_name)
         overrides = list(config.hydra.overrides.task)
-        metric = options.choice("optimized_metric", config.optimized_metric, OptimizedMetric)
+        metric = options.optimized_metric(config.optimized_metric, config.protocol)
         self._context = tracking.open_parent(
             store,
             run_name="sweep " + (" ".join(overrides) or "(no overrides)"),

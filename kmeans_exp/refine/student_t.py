@@ -9,7 +9,8 @@
   update (no labels), or after ``max_iter`` batches. Each batch minimises KL(P‖Q) (DEC), or
   MSE(reconstruction) + gamma · KL(P‖Q) (IDEC, whose decoder trains too).
 
-Batches walk a seeded permutation of the rows, a new one per pass; the step is XLA-compiled.
+Batches walk a seeded permutation of the rows, a new one per pass (``shuffle``), or the rows in
+order as DEC-keras takes them, the last batch of a pass short; the step is XLA-compiled.
 On the CPU the same seed gives the same result.
 """
 
@@ -107,7 +108,7 @@ def train(
         return tf.concat([assign(x[i : i + PREDICT_ROWS]) for i in range(0, n, PREDICT_ROWS)], 0)
 
     rng = np.random.default_rng(seed)
-    order = rng.permutation(n)
+    order = rng.permutation(n) if config.shuffle else np.arange(n)
     position = 0
     labels = None
     losses: list[float] = []
@@ -142,10 +143,12 @@ def train(
             labels = new_labels
         if iteration == config.max_iter:
             break
-        if position + config.batch_size > n:  # a new pass: a new order, no short batch
+        if config.shuffle and position + config.batch_size > n:  # a new order, no short batch
             order, position = rng.permutation(n), 0
         rows = order[position : position + config.batch_size]
         position += config.batch_size
+        if position >= n:  # in order (DEC-keras's way): every row, the last batch short
+            position = 0
         losses.append(float(step(tf.gather(x, rows), tf.gather(p, rows))))
     trained_encoder = dense_stack(encoder.layers, 0, len(start.encoder.weights))
     return Refined(trained_encoder, centres.numpy(), history)

@@ -25,7 +25,7 @@ import numpy as np
 
 from kmeans_exp.tracking.liveness import process_tags
 from kmeans_exp.tracking.parent_run import swept_tags
-from kmeans_exp.tracking.store import CONFIG_HASH_TAG, Store, git_commit
+from kmeans_exp.tracking.store import CONFIG_HASH_TAG, PROTOCOL_TAG, Store, git_commit
 
 PYFUNC_MODEL_FILE = Path(__file__).resolve().parent / "pyfunc_model.py"
 FEATURE_CACHE_TAG = "kmeans_exp.features.cache"  # hit, miss, off, or none (raw, precomputed)
@@ -220,8 +220,11 @@ class ExperimentRun:
                 images, clusters.labels, clusters.purity, image_shape, title, class_names
             )
             _log_figure(grid, "centroids.png")
-        accuracy = evaluation["test_accuracy"]
-        matrix = plots.confusion_matrix(evaluation.confusion, accuracy, class_names)
+        if "all_accuracy" in evaluation.metrics:  # protocol=transductive
+            accuracy, rows = evaluation["all_accuracy"], "Every image's"
+        else:
+            accuracy, rows = evaluation["test_accuracy"], "Test"
+        matrix = plots.confusion_matrix(evaluation.confusion, accuracy, class_names, rows)
         _log_figure(matrix, "confusion_matrix.png")
 
     @_tracked
@@ -262,8 +265,12 @@ class ExperimentRun:
         steps: list,
         example: np.ndarray,
         predictions: np.ndarray,
+        images: bool,
+        mixture: Any = None,
     ) -> None:
-        """The classifier as a pyfunc model: ``steps`` (the features), nearest centre, digit.
+        """The classifier as a pyfunc model: ``steps`` (the features), nearest centre (or most
+        likely component of ``mixture``, a ``served_steps.Mixture``), digit. ``images``: it
+        takes pixels / 255 and refuses values outside [0, 1]; else embeddings.
 
         NumPy only (umap-learn too for a UMAP step), with signature and input example; it
         carries its own copy of ``served_steps``, so it serves without kmeans_exp.
@@ -279,7 +286,15 @@ class ExperimentRun:
         ]
         with tempfile.TemporaryDirectory() as tmp:
             clusters = Path(tmp) / "clusters.npz"
-            np.savez(clusters, centers=centers, labels=labels, distance_metric=distance_metric)
+            extra = {} if mixture is None else mixture.arrays("mixture")
+            np.savez(
+                clusters,
+                centers=centers,
+                labels=labels,
+                distance_metric=distance_metric,
+                input=np.str_("images" if images else "embeddings"),
+                **extra,
+            )
             served_steps.save(steps, Path(tmp) / "features")
             info = mlflow.pyfunc.log_model(
                 name="model",
@@ -317,10 +332,17 @@ def numpy_digest(features: np.ndarray, targets: np.ndarray) -> str:
     return get_normalized_md5_digest(elements)
 
 
-def run_tags(config_hash: str, swept: dict[str, str], overrides: tuple[str, ...] | None):
-    """A run's tags: config hash, swept values, host and process, Hydra overrides (CLI runs),
-    git commit."""
-    tags = {CONFIG_HASH_TAG: config_hash, **swept_tags(swept), **process_tags()}
+def run_tags(
+    config_hash: str, swept: dict[str, str], overrides: tuple[str, ...] | None, protocol: str
+):
+    """A run's tags: config hash, protocol (which rows were fitted and scored), swept values,
+    host and process, Hydra overrides (CLI runs), git commit."""
+    tags = {
+        CONFIG_HASH_TAG: config_hash,
+        PROTOCOL_TAG: protocol,
+        **swept_tags(swept),
+        **process_tags(),
+    }
     if overrides is not None:
         tags["hydra.overrides"] = " ".join(overrides) or "(none)"
     commit = git_commit(Path(__file__).resolve().parent)

@@ -149,6 +149,7 @@ def setup_experiment(uri: str, experiment_name: str) -> str:
 
 
 CONFIG_HASH_TAG = "kmeans_exp.config_hash"
+PROTOCOL_TAG = "kmeans_exp.protocol"  # held_out or transductive: which rows were fitted and scored
 
 
 def find_finished(store: Store, config_hash: str) -> tuple[str, dict[str, float]] | None:

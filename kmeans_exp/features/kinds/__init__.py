@@ -51,7 +51,7 @@ class FittedFeatures(FeaturesConfig):
     representation per seed, so its spread covers the whole pipeline.
     """
 
-    fit_on: FitOn = MISSING
+    fit_on: FitOn | None = MISSING  # None: the protocol's (resolved by the experiment's config)
     seed: int | None = MISSING
 
     def __post_init__(self) -> None:

@@ -2,8 +2,9 @@
 
 A refinement module holds ``Config`` (its schema, a ``RefineConfig`` whose ``KIND`` is the
 module's name; its YAML in ``conf/refine/<name>.yaml``) and, unless it is ``none``,
-``fit(config, start, seed) -> Refined``. ``Config.FEATURES`` names the representation kinds it
-applies to; ``Config.DISTANCE`` the K-Means distance it starts from.
+``LIBRARIES`` (whose versions shape its result) and ``fit(config, start, seed) -> Refined``.
+``Config.FEATURES`` names the representation kinds it applies to (None: any);
+``Config.DISTANCE`` the K-Means distance it starts from.
 """
 
 from __future__ import annotations
@@ -39,8 +40,8 @@ class RefineConfig(KindConfig):
             )
         if self.DISTANCE is not None and distance_metric != self.DISTANCE:
             raise ConfigError(
-                f"refine={self.kind} with distance_metric={distance_metric}: its clustering "
-                f"layer starts from Euclidean centres (distance_metric={self.DISTANCE})"
+                f"refine={self.kind} with distance_metric={distance_metric}: it starts from "
+                f"Euclidean K-Means centres (distance_metric={self.DISTANCE})"
             )
 
 
@@ -55,6 +56,7 @@ class ClusteringParams(RefineConfig):
     tol: float = MISSING  # stop when fewer than this fraction of points change cluster
     max_iter: int = MISSING  # batches at most
     learning_rate: float = MISSING
+    shuffle: bool = MISSING  # batches from a new permutation per pass, or in order (DEC-keras)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -67,21 +69,28 @@ class ClusteringParams(RefineConfig):
 
 @dataclass(frozen=True)
 class Start:
-    """What a refinement starts from: the autoencoder and the K-Means on its codes."""
+    """What a refinement starts from: the representation and the K-Means on it."""
 
-    rows: np.ndarray  # float rows it trains on (the representation's fit rows)
-    encoder: typing.Any  # served_steps.Dense
-    decoder: typing.Any  # served_steps.Dense
+    rows: np.ndarray  # float rows it trains an encoder on (the representation's fit rows)
+    codes: np.ndarray  # the rows the K-Means was fitted on, as features
+    labels: np.ndarray  # their K-Means clusters
+    held_out: np.ndarray  # the test rows' features (none under protocol=transductive)
     centres: np.ndarray  # (k, code) K-Means centres on the codes
+    encoder: typing.Any = None  # served_steps.Dense: an autoencoder's, else None
+    decoder: typing.Any = None  # served_steps.Dense
 
 
 @dataclass(frozen=True)
 class Refined:
-    """A refinement's result: the trained encoder, the clustering layer's centres, its series."""
+    """A refinement's result: the trained encoder (None: the representation is unchanged), the
+    centres, its series; a mixture's arrays (``served_steps.Mixture``) when rows go to their
+    most likely component rather than their nearest centre; scalar scores to log."""
 
-    encoder: typing.Any  # served_steps.Dense
+    encoder: typing.Any  # served_steps.Dense, or None
     centres: np.ndarray
     history: dict[str, list[float]] = field(default_factory=dict)
+    mixture: dict[str, np.ndarray] | None = None
+    scores: dict[str, float] = field(default_factory=dict)
 
 
 def kind(config: RefineConfig) -> typing.Any:

@@ -11,6 +11,8 @@ from omegaconf import MISSING
 from kmeans_exp import options
 from kmeans_exp.refine.kinds import ClusteringParams, Refined, Start
 
+LIBRARIES = ("tensorflow", "keras")
+
 
 @dataclass
 class Config(ClusteringParams):
@@ -19,7 +21,7 @@ class Config(ClusteringParams):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        options.non_negative("refine.momentum", self.momentum)
+        options.momentum("refine.momentum", self.momentum)
 
 
 def fit(config: Config, start: Start, seed: int) -> Refined:

@@ -12,6 +12,8 @@ from omegaconf import MISSING
 from kmeans_exp import options
 from kmeans_exp.refine.kinds import ClusteringParams, Refined, Start
 
+LIBRARIES = ("tensorflow", "keras")
+
 
 @dataclass
 class Config(ClusteringParams):
