@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import sqlite3
+import urllib.error
 import urllib.request
 
 import mlflow
@@ -102,11 +104,34 @@ def test_served_model_answers_like_the_loaded_one(tmp_path, mnist):
     with mlflow_process(
         args, f"http://127.0.0.1:{port}/ping", tmp_path, {"MLFLOW_TRACKING_URI": store}
     ):
-        body = json.dumps({"inputs": data.features(mnist.x_test[:200]).tolist()}).encode()
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{port}/invocations", body, {"Content-Type": "application/json"}
-        )
-        with urllib.request.urlopen(request, timeout=60) as resp:
-            served = np.asarray(json.loads(resp.read())["predictions"])
+        served = np.asarray(invoke(port, data.features(mnist.x_test[:200]).tolist()))
+        # Bad rows: a 400 whose message names the problem and the expected input.
+        good = data.features(mnist.x_test[:1])[0].tolist()
+        raw = mnist.x_test[1].astype(float).tolist()  # 0-255, not divided by 255
+        bad = {
+            "nan": ([good, [math.nan] * 784], "row 1 holds NaN or inf: expected finite values"),
+            "inf": ([[math.inf, *good[1:]]], "row 0 holds NaN or inf"),
+            "300": ([[300.0] * 784], "expected pixels divided by 255, in [0, 1]"),
+            "raw": ([raw], "(raw 0-255 pixels?): expected pixels divided by 255"),
+        }
+        for name, (rows, message) in bad.items():
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                invoke(port, rows)
+            assert refused.value.code == 400, name
+            assert message in refused.value.read().decode(), name
+        assert invoke(port, [good]) == [expected[0]]  # still answers
     np.testing.assert_array_equal(served, expected)
     assert np.mean(served == mnist.y_test[:200]) > 0.4  # k=10 after 3 steps: about 0.5
+    with pytest.raises(ValueError, match="row 0 holds values in"):
+        mlflow.pyfunc.load_model(model_uri).predict(mnist.x_test[:1].astype(np.float32))
+
+
+def invoke(port: int, rows: list) -> list:
+    """The predictions of the model served on ``port`` for ``rows`` (NaN and inf written as
+    JSON's NaN and Infinity, which MLflow's server reads)."""
+    body = json.dumps({"inputs": rows}).encode()
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/invocations", body, {"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=60) as resp:
+        return json.loads(resp.read())["predictions"]

@@ -235,3 +235,18 @@ def test_the_representations_preset_names_each_pipeline_by_its_features_and_refi
     assert config.refine.kind == "none"
     refined = kmeans_exp.compose(["experiments=representations", "pipeline=autoencoder_idec"])
     assert (refined.refine.max_iter, refined.refine.gamma) == (2800, 0.1)
+
+
+@pytest.mark.slow
+@CODES
+def test_batches_in_order_do_not_depend_on_the_seed_and_shuffled_ones_do(codes, monkeypatch):
+    small, config, rep, kmeans = codes
+    monkeypatch.setenv(cache.ENV, "off")
+    centres = {}
+    for shuffle in (False, True):
+        for seed in (0, 1):
+            settings = idec_config(max_iter=200, update_interval=100, shuffle=shuffle)
+            result = refine_stage.refine(settings, config, small, rep, *kmeans, seed)
+            centres[shuffle, seed] = result.clusters.cluster_centers_
+    np.testing.assert_array_equal(centres[False, 0], centres[False, 1])  # DEC-keras's order
+    assert np.abs(centres[True, 0] - centres[True, 1]).max() > 1e-4

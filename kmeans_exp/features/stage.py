@@ -122,8 +122,9 @@ def _fit(module, config: FittedFeatures, splits: data.Splits, lineage: str | Non
         previous = cache.longest_before(lineage, budget)
         done = 0 if previous is None else previous.budget
         if previous is not None:
+            unit = module.CONTINUES
             log.info(
-                "continuing a %d-%s %s training to %d", done, module.CONTINUES, config.kind, budget
+                "continuing the %s training cached at %d %s, to %d", config.kind, done, unit, budget
             )
         trained = budget - done
     if previous is None:
