@@ -18,6 +18,7 @@ against this machine's sgemm.
     KMEANS_BENCH_ISA=avx2 python benchmarks/representations.py --speed-only  # run as AVX2
     python benchmarks/representations.py --published          # the papers' pipelines, as run
     python benchmarks/representations.py --published --data fashion_mnist --n2d-epochs 25,50
+    python benchmarks/representations.py --continuation       # a curve's cost, continued
 
 Each data set is one block of the results file: a run replaces its own block and keeps the
 other's. ``--published`` writes the block's ``published`` part: each published pipeline
@@ -356,6 +357,61 @@ def published_text(part: dict, data_set: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def continuation_cost(rows: int = 10000, points: tuple[int, ...] = (5, 10, 20)) -> dict:
+    """What a curve over ``points`` epochs costs against one straight training to the last:
+    DEC-keras's recipe on the first ``rows`` MNIST training images, each through the
+    representation stage (a fresh cache for the curve, none for the straight training), the
+    straight training run first and last (its mean is the reference)."""
+    import dataclasses
+
+    from kmeans_exp import compose, data
+    from kmeans_exp.features import stage
+
+    overrides = ["pipeline=published_autoencoder", "features.seed=0", "features.fit_on=train"]
+    config = compose(overrides).features
+    splits = data.load_splits("bundled", None, "mnist", None, 5000)
+    small = dataclasses.replace(splits, x_train=splits.x_train[:rows])
+
+    def timed(epochs: int) -> tuple[float, int]:
+        start = time.perf_counter()
+        rep = stage.represent(dataclasses.replace(config, epochs=epochs), small, 0)
+        return time.perf_counter() - start, rep.epochs_trained
+
+    out: dict = {"machine": machine(), "rows": rows, "points": list(points)}
+    saved = os.environ.get("KMEANS_EXP_FEATURE_CACHE")
+    try:
+        os.environ["KMEANS_EXP_FEATURE_CACHE"] = "off"
+        straight = [timed(points[-1])[0]]
+        with tempfile.TemporaryDirectory() as tmp:
+            os.environ["KMEANS_EXP_FEATURE_CACHE"] = tmp
+            curve = [timed(e) for e in points]
+        os.environ["KMEANS_EXP_FEATURE_CACHE"] = "off"
+        straight.append(timed(points[-1])[0])
+    finally:
+        if saved is None:
+            os.environ.pop("KMEANS_EXP_FEATURE_CACHE", None)
+        else:
+            os.environ["KMEANS_EXP_FEATURE_CACHE"] = saved
+    out["straight_seconds"] = straight
+    out["curve_seconds"] = [seconds for seconds, _ in curve]
+    out["curve_epochs_trained"] = [trained for _, trained in curve]
+    out["ratio"] = sum(out["curve_seconds"]) / (sum(straight) / len(straight))
+    return out
+
+
+def continuation_text(cost: dict) -> str:
+    points = ", ".join(map(str, cost["points"]))
+    straight = " and ".join(f"{s:.1f}" for s in cost["straight_seconds"])
+    curve = " + ".join(f"{s:.1f}" for s in cost["curve_seconds"])
+    trained = " + ".join(map(str, cost["curve_epochs_trained"]))
+    ok = "met" if cost["ratio"] <= 1.1 else "NOT met"
+    return (
+        f"Continuation ({cost['machine']}): a curve of {points} epochs on {cost['rows']:,} "
+        f"images trained {trained} epochs in {curve} s, against {straight} s for one straight "
+        f"{cost['points'][-1]}-epoch training: {cost['ratio']:.2f}x (target ≤ 1.1x: {ok})."
+    )
+
+
 def speed_text(speed: dict) -> str:
     """The autoencoder's speed in both precisions, against sgemm, on the machine it ran on."""
     text = (
@@ -451,6 +507,8 @@ def block(results: dict, data_set: str) -> str:
             lines.append(f"| {epoch} | {' | '.join(cells)} |")
     if results.get("published"):
         lines.append(published_text(results["published"], data_set))
+    if results.get("continuation"):
+        lines += ["", continuation_text(results["continuation"])]
     return "\n".join(lines) + "\n"
 
 
@@ -469,6 +527,11 @@ def main() -> None:
     parser.add_argument(
         "--published", action="store_true", help="only the published pipelines, as run"
     )
+    parser.add_argument(
+        "--continuation",
+        action="store_true",
+        help="only what a curve over epochs costs against one straight training",
+    )
     parser.add_argument("--seeds", default="0", help="--published: seeds, e.g. 0,1,2")
     parser.add_argument("--ae-epochs", default="25,50,100,300", help="--published: AE curve")
     parser.add_argument("--refine-epochs", default="300", help="--published: dec, idec curve")
@@ -477,8 +540,10 @@ def main() -> None:
         "--n2d-budget", type=int, help="--published: n2d's epochs (default: the paper's 1,000)"
     )
     args = parser.parse_args()
-    only = args.curve_only or args.speed_only or args.published
+    only = args.curve_only or args.speed_only or args.published or args.continuation
     measured = {} if only else measure(args.data)
+    if args.continuation:
+        measured["continuation"] = continuation_cost()
     if args.published:
 
         def numbers(text: str) -> list[int]:

@@ -143,7 +143,7 @@ def _fit(
     log.info("refining the K-Means with %s (seed %d)", config.kind, seed)
     start = time.perf_counter()
     module = kind(config)
-    if getattr(module.Config, "FEATURES", None):  # it trains the autoencoder's encoder
+    if config.TRAINS_ENCODER:
         parts = [data.as_floats(x) for x in (splits.x_train, splits.x_val, splits.x_test)]
         rows = fit_rows(features, parts)
         (encoder,) = rep.steps

@@ -29,6 +29,8 @@ class RefineConfig(KindConfig):
     GROUP: typing.ClassVar[str] = "refine"
     FEATURES: typing.ClassVar[tuple[str, ...] | None] = None  # None: any representation
     DISTANCE: typing.ClassVar[str | None] = None  # None: any K-Means distance
+    TRAINS_ENCODER: typing.ClassVar[bool] = False  # it trains the autoencoder's encoder on
+    # the representation's fit rows (DEC, IDEC); else it works on the K-Means' codes alone
 
     def check_against(self, features_kind: str, distance_metric: str) -> None:
         """Refuse a representation or K-Means this refinement cannot start from."""
@@ -51,6 +53,7 @@ class ClusteringParams(RefineConfig):
 
     FEATURES: typing.ClassVar[tuple[str, ...] | None] = ("autoencoder",)
     DISTANCE: typing.ClassVar[str | None] = "squared_euclidean"
+    TRAINS_ENCODER: typing.ClassVar[bool] = True
     batch_size: int = MISSING
     update_interval: int = MISSING  # batches between updates of the target distribution
     tol: float = MISSING  # stop when fewer than this fraction of points change cluster
