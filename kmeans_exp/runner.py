@@ -208,12 +208,14 @@ def _kmeans_scores(model: Any, splits: data.Splits, transductive: bool) -> dict[
 
 def _epochs(rep: stage.Representation) -> dict[str, float]:
     """How a continuing training (the autoencoder's) reached its epochs: trained by this run,
-    and read from the cache (a hit, or the shorter training it continued)."""
+    and read from the cache (a hit, or the shorter training it continued); and what the fit
+    of the representation's entry cost when it ran (a continued training: its own epochs)."""
     if rep.epochs_trained is None:
         return {}
     return {
         "features_epochs_trained": float(rep.epochs_trained),
         "features_epochs_cached": float(rep.epochs_cached),
+        "features_fit_seconds": rep.fit_seconds,
     }
 
 
