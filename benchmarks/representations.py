@@ -1,8 +1,8 @@
 """What clustering a representation buys, and what it costs: the ``representations`` preset.
 
-Runs ``python -m kmeans_exp -m experiments=representations`` (pipelines raw, pca, umap,
-autoencoder, autoencoder + dec, autoencoder + idec, n2d x seeds 0-2; k=10, squared Euclidean,
-k-means++ with 10 restarts) twice in a fresh folder: with an empty feature cache, then again
+Runs ``python -m kmeans_exp -m experiments=representations`` (pipelines raw, pca, umap, umap +
+gmm, autoencoder, autoencoder + dec, autoencoder + idec, n2d, n2d + gmm x seeds 0-2; k=10,
+squared Euclidean, k-means++ with 10 restarts) twice in a fresh folder: with an empty feature cache, then again
 (cache hits). Reads the parent's ``sweep_groups.json`` through MlflowClient and writes
 ``benchmarks/results/representations.{md,json}``: test matched accuracy, NMI and ARI per
 pipeline (mean ± std over whole-pipeline seeds: each seed refits the representation), the
@@ -45,7 +45,17 @@ from common import AVX2_PROFILE, cpu_name
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 SPEED_KEY = "autoencoder_speed_as_avx2" if AVX2_PROFILE else "autoencoder_speed"
-PIPELINES = ("raw", "pca", "umap", "autoencoder", "autoencoder_dec", "autoencoder_idec", "n2d")
+PIPELINES = (
+    "raw",
+    "pca",
+    "umap",
+    "umap_gmm",
+    "autoencoder",
+    "autoencoder_dec",
+    "autoencoder_idec",
+    "n2d",
+    "n2d_gmm",
+)
 DATA_SETS = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST"}
 # Hungarian-matched ACC / NMI; the papers fit and score all 70,000 images.
 PUBLISHED = {
@@ -477,6 +487,8 @@ def block(results: dict, data_set: str) -> str:
             target = groups["raw"]["test_matched_accuracy_mean"]
         if name == "autoencoder_idec" and data_set == "fashion_mnist":
             target = groups["autoencoder"]["test_matched_accuracy_mean"] + 0.02
+        if name == "n2d_gmm" and data_set == "fashion_mnist" and "n2d" in groups:
+            target = groups["n2d"]["test_matched_accuracy_mean"] + 0.02
         met = ""
         if target is not None:
             ok = group["test_matched_accuracy_mean"] >= target
@@ -488,7 +500,7 @@ def block(results: dict, data_set: str) -> str:
         lines.append(f"| {name} | {' | '.join(cells)} | {met} | {published.get(name, '')} |")
     lines += [
         "",
-        f"Whole preset (21 jobs): {results['cold_seconds'] / 60:.1f} min with an empty feature "
+        f"Whole preset ({3 * len(groups)} jobs): {results['cold_seconds'] / 60:.1f} min with an empty feature "
         f"cache, {results['warm_seconds'] / 60:.1f} min again (every representation and "
         "refinement a cache hit). Fit s per seed, cold: features_seconds + refine_seconds of the "
         "empty-cache sweep, mean over the seeds; dec, idec and n2d start from the autoencoder "
