@@ -2,9 +2,9 @@
 
 Runs ``python -m kmeans_exp -m experiments=representations`` (pipelines raw, pca, umap, umap +
 gmm, autoencoder, autoencoder + dec, autoencoder + idec, n2d, n2d + gmm x seeds 0-2; k=10,
-squared Euclidean, k-means++ with 10 restarts) twice in a fresh folder: with an empty feature cache, then again
-(cache hits). Reads the parent's ``sweep_groups.json`` through MlflowClient and writes
-``benchmarks/results/representations.{md,json}``: test matched accuracy, NMI and ARI per
+squared Euclidean, k-means++ with 10 restarts) twice in a fresh folder: with an empty feature
+cache, then again (cache hits). Reads the parent's ``sweep_groups.json`` through MlflowClient
+and writes ``benchmarks/results/representations.{md,json}``: test matched accuracy, NMI and ARI per
 pipeline (mean ± std over whole-pipeline seeds: each seed refits the representation), the
 K-Means before refining for dec and idec, the restarts near the best inertia, each pipeline's
 fit time, both sweeps' wall time, and the autoencoder's training speed with and without XLA
@@ -500,10 +500,11 @@ def block(results: dict, data_set: str) -> str:
         lines.append(f"| {name} | {' | '.join(cells)} | {met} | {published.get(name, '')} |")
     lines += [
         "",
-        f"Whole preset ({3 * len(groups)} jobs): {results['cold_seconds'] / 60:.1f} min with an empty feature "
-        f"cache, {results['warm_seconds'] / 60:.1f} min again (every representation and "
-        "refinement a cache hit). Fit s per seed, cold: features_seconds + refine_seconds of the "
-        "empty-cache sweep, mean over the seeds; dec, idec and n2d start from the autoencoder "
+        f"Whole preset ({3 * len(groups)} jobs): {results['cold_seconds'] / 60:.1f} min with an "
+        f"empty feature cache, {results['warm_seconds'] / 60:.1f} min again (every "
+        "representation and refinement a cache hit). Fit s per seed, cold: features_seconds + "
+        "refine_seconds of the empty-cache sweep, mean over the seeds; dec, idec and n2d start "
+        "from the autoencoder "
         "pipeline's cached codes, so their fit adds to the autoencoder's.",
     ]
     for key in ("autoencoder_speed", "autoencoder_speed_as_avx2"):
