@@ -321,6 +321,19 @@ def published(
     }
 
 
+def merge_published(earlier: dict, new: dict) -> dict:
+    """``new``'s published part, keeping ``earlier``'s groups and curves of the pipelines it
+    did not run (their own date and machine stay in each group's row)."""
+    ran = {g["pipeline"] for g in new["groups"]} | set(new["curve"])
+    groups = [g for g in earlier["groups"] if g["pipeline"] not in ran] + new["groups"]
+    order = {name: i for i, name in enumerate(PUBLISHED_PIPELINES)}
+    groups.sort(key=lambda g: order[g["pipeline"]])
+    curve = {k: v for k, v in earlier["curve"].items() if k not in ran} | new["curve"]
+    curve = dict(sorted(curve.items(), key=lambda item: order[item[0]]))
+    seeds = sorted(set(earlier["seeds"]) | set(new["seeds"]))
+    return new | {"groups": groups, "curve": curve, "seeds": seeds}
+
+
 def published_text(part: dict, data_set: str) -> str:
     """The published block as Markdown: the groups beside the papers', then the curves."""
     targets = PUBLISHED_TARGETS[data_set]
@@ -592,7 +605,10 @@ def main() -> None:
         measured[SPEED_KEY] = autoencoder_speed()
     stored = RESULTS / "representations.json"
     blocks = json.loads(stored.read_text()) if stored.is_file() else {}  # read last: other runs
-    blocks[args.data] = blocks.get(args.data, {}) | measured if only else measured
+    earlier = blocks.get(args.data, {})
+    if args.published and earlier.get("published"):  # keep the pipelines not run this time
+        measured["published"] = merge_published(earlier["published"], measured["published"])
+    blocks[args.data] = earlier | measured if only else measured
     RESULTS.mkdir(exist_ok=True)
     stored.write_text(json.dumps(blocks, indent=2) + "\n")
     (RESULTS / "representations.md").write_text(report(blocks))
