@@ -323,7 +323,7 @@ def published(
 
 def merge_published(earlier: dict, new: dict) -> dict:
     """``new``'s published part, keeping ``earlier``'s groups and curves of the pipelines it
-    did not run (their own date and machine stay in each group's row)."""
+    did not run; the date and machine are the newest run's."""
     ran = {g["pipeline"] for g in new["groups"]} | set(new["curve"])
     groups = [g for g in earlier["groups"] if g["pipeline"] not in ran] + new["groups"]
     order = {name: i for i, name in enumerate(PUBLISHED_PIPELINES)}
