@@ -310,3 +310,44 @@ def test_continuation_keeps_the_tensor_count_of_the_optimiser(small, monkeypatch
     assert back.epochs == 1 and len(back.optimizer) == len(trained.optimizer) > 0
     for a, b in zip(back.optimizer, trained.optimizer, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
+def test_the_served_mixture_predicts_as_scikit_learn_for_every_covariance_type(covariance_type):
+    from sklearn.datasets import make_blobs
+
+    from kmeans_exp.features.served_steps import Mixture
+    from kmeans_exp.refine.kinds import Start, gmm
+
+    x, _ = make_blobs(n_samples=600, n_features=3, centers=4, random_state=1)
+    labels = np.arange(len(x)) % 4  # a poor start, so that EM has work to do
+    centres = np.stack([x[labels == j].mean(axis=0) for j in range(4)])
+    config = gmm.Config(
+        kind="gmm",
+        covariance_type=gmm.CovarianceType(covariance_type),
+        reg_covar=1e-6,
+        max_iter=200,
+        tol=1e-4,
+    )
+    start = Start(np.empty((0, 0)), x, labels, x[:50], centres)
+    refined = gmm.fit(config, start, seed=0)
+    mixture = Mixture(**refined.mixture)
+    assert refined.scores["gmm_converged"] == 1.0
+    # The same EM by hand: scikit-learn from the same start.
+    from sklearn.mixture import GaussianMixture
+
+    weights, covariances = gmm.partition_moments(x, labels, 4, config)
+    reference = GaussianMixture(
+        4,
+        covariance_type=covariance_type,
+        reg_covar=1e-6,
+        max_iter=200,
+        tol=1e-4,
+        weights_init=weights,
+        means_init=centres,
+        precisions_init=gmm._inverse(covariances, config.covariance_type),
+        random_state=0,
+    ).fit(x)
+    np.testing.assert_allclose(refined.centres, reference.means_, rtol=1e-6, atol=1e-8)
+    np.testing.assert_array_equal(mixture.predict(x), reference.predict(x))
+    assert refined.scores["gmm_train_log_likelihood"] == pytest.approx(reference.score(x))
