@@ -10,6 +10,8 @@ from kmeans_exp import summary
 def row(k: str, seed: str, val: float, sil: float, status: str = "FINISHED") -> dict:
     metrics = dict.fromkeys(summary.SUMMARY_METRICS, 1.0)
     metrics.update(val_accuracy=val, silhouette=sil, inertia=100.0 / int(k))
+    # A held-out run: no transductive (all_*) scores.
+    metrics.update({m: None for m in summary.SUMMARY_METRICS if "all_" in m})
     return {"k": k, "seed": seed, **metrics, "status": status, "run_id": f"{k}-{seed}"}
 
 
@@ -73,6 +75,14 @@ def test_decide_chooses_by_the_sweeps_score_and_reports_it():
             "best_test_accuracy": 1.0,
         }
     )
+    # A transductive sweep: the silhouette chooses, the papers' score is shown beside it.
+    transductive = [
+        {**r, "test_accuracy": None, "all_matched_accuracy": 0.6 + i / 10}
+        for i, r in enumerate(rows)
+    ]
+    outcome = summary.decide(transductive, ["k", "seed"], "silhouette")
+    assert outcome.best_metrics["best_all_matched_accuracy"] == pytest.approx(0.7)  # run 10-1
+    assert "best_test_accuracy" not in outcome.best_metrics
 
 
 def test_decide_without_seeds_or_k_picks_the_best_run_only():
