@@ -40,7 +40,7 @@ CONTINUES = "epochs"  # the budget a longer training continues along (``features
 # Keras' ``fit`` makes two iterators of the data per epoch (one at its start, one at its end:
 # the shuffle seed of the second is never used) after one to build the model. A continued
 # training makes those of the epochs already trained first, so that its epochs draw the seeds a
-# straight training's would (tests/test_features.py checks this against a straight training).
+# straight training's would (tests/test_published.py checks this against a straight training).
 ITERATORS_PER_EPOCH = 2
 
 
