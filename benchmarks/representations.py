@@ -550,22 +550,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", choices=list(DATA_SETS), default="mnist")
     parser.add_argument("--curve", action="store_true", help="ACC after 10, 25, 50, 100 epochs")
-    parser.add_argument(
-        "--curve-only", action="store_true", help="only the curve, into the data set's block"
-    )
-    parser.add_argument(
-        "--speed-only",
-        action="store_true",
-        help="only the autoencoder's speed (KMEANS_BENCH_ISA=avx2: as AVX2), into the block",
-    )
-    parser.add_argument(
-        "--published", action="store_true", help="only the published pipelines, as run"
-    )
-    parser.add_argument(
-        "--continuation",
-        action="store_true",
-        help="only what a curve over epochs costs against one straight training",
-    )
+    only_flags = {
+        "--curve-only": "only the curve, into the data set's block",
+        "--speed-only": "only the autoencoder's speed (KMEANS_BENCH_ISA=avx2: as AVX2)",
+        "--published": "only the published pipelines, as run",
+        "--continuation": "only what a curve over epochs costs against one straight training",
+    }
+    for flag, text in only_flags.items():
+        parser.add_argument(flag, action="store_true", help=text)
     parser.add_argument("--seeds", default="0", help="--published: seeds, e.g. 0,1,2")
     parser.add_argument(
         "--pipelines",

@@ -28,6 +28,23 @@ class Metric:
 
 
 ALL_VIEWS = ("sweep", "report", "sweep_figure", "groups_figure")
+
+
+def _before_refining(split: str) -> tuple[Metric, ...]:
+    """``kmeans_<split>_*``: the K-Means a refinement started from."""
+    return (
+        Metric(
+            f"kmeans_{split}_matched_accuracy",
+            split,
+            UP,
+            ("sweep", "report"),
+            "| before refining: matched {:.4f}",
+        ),
+        Metric(f"kmeans_{split}_nmi", split, UP, ("sweep",)),
+        Metric(f"kmeans_{split}_ari", split, UP, ("sweep",)),
+    )
+
+
 METRICS = (
     Metric("train_accuracy", "train", UP, (), "accuracy: train {:.4f}"),
     Metric("val_accuracy", "val", UP, ALL_VIEWS, "val {:.4f}"),
@@ -45,25 +62,10 @@ METRICS = (
     Metric("all_ari", "all", UP, ("sweep", "report"), "ARI {:.4f}"),
     Metric("all_ami", "all", UP),
     Metric("all_accuracy", "all", UP),  # majority labels of the same rows: purity, not a test
-    # The K-Means a refinement (refine=dec, idec) started from, scored like the refined result.
-    Metric(
-        "kmeans_test_matched_accuracy",
-        "test",
-        UP,
-        ("sweep", "report"),
-        "| before refining: matched {:.4f}",
-    ),
-    Metric("kmeans_test_nmi", "test", UP, ("sweep",)),
-    Metric("kmeans_test_ari", "test", UP, ("sweep",)),
-    Metric(
-        "kmeans_all_matched_accuracy",
-        "all",
-        UP,
-        ("sweep", "report"),
-        "| before refining: matched {:.4f}",
-    ),
-    Metric("kmeans_all_nmi", "all", UP, ("sweep",)),
-    Metric("kmeans_all_ari", "all", UP, ("sweep",)),
+    # The K-Means a refinement (refine=dec, idec, gmm) started from, scored like the refined
+    # result: on the test split, or on every image under protocol=transductive.
+    *_before_refining("test"),
+    *_before_refining("all"),
     Metric("inertia", "train", DOWN, ("sweep", "report"), "| inertia {:.1f}"),
     Metric("restarts_near_best", "", NEITHER, ("sweep", "report")),  # within 1% of the best
     Metric("silhouette", "train", UP, ("sweep",)),

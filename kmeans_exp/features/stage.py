@@ -117,8 +117,8 @@ def _fit(module, config: FittedFeatures, splits: data.Splits, lineage: str | Non
     else:
         parts = [data.as_floats(x) for x in _split_of(splits)]
     previous = None
+    budget = None if lineage is None else getattr(config, module.CONTINUES)
     if lineage is not None:
-        budget = getattr(config, module.CONTINUES)
         previous = cache.longest_before(lineage, budget)
         done = 0 if previous is None else previous.budget
         if previous is not None:
@@ -145,7 +145,7 @@ def _fit(module, config: FittedFeatures, splits: data.Splits, lineage: str | Non
         time.perf_counter() - start,
         fitted.arrays,
         lineage,
-        None if lineage is None else getattr(config, module.CONTINUES),
+        budget,
         trained,
     )
 

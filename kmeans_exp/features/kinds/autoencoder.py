@@ -102,11 +102,9 @@ class Trained:
         return Fitted([self.encoder], history={LOSS: self.losses}, arrays=arrays)
 
     @classmethod
-    def from_fitted(cls, fitted: Fitted) -> Trained | None:
-        """The training behind a cached result, or None if it kept no optimiser state."""
+    def from_fitted(cls, fitted: Fitted) -> Trained:
+        """The training behind a cached result (``fitted()``'s inverse)."""
         names = sorted(name for name in fitted.arrays if name.startswith(f"{OPTIMIZER}/"))
-        if not names or len(fitted.steps) != 1:
-            return None
         decoder = Dense.from_arrays(fitted.arrays, DECODER)
         optimizer = [fitted.arrays[name] for name in names]
         return cls(fitted.steps[0], decoder, list(fitted.history[LOSS]), optimizer)
