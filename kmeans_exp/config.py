@@ -25,13 +25,22 @@ from kmeans_exp import kinds, options
 from kmeans_exp.errors import ConfigError, first_line
 from kmeans_exp.features.kinds import PACKAGE as FEATURE_KINDS
 from kmeans_exp.features.kinds import FeaturesConfig
-from kmeans_exp.options import DataSource, DistanceMetric, FitOn, Init, OptimizedMetric, Protocol
+from kmeans_exp.options import (
+    DataSource,
+    DistanceMetric,
+    DistributedKind,
+    FitOn,
+    Init,
+    OptimizedMetric,
+    Protocol,
+)
 from kmeans_exp.refine.kinds import PACKAGE as REFINE_KINDS
 from kmeans_exp.refine.kinds import RefineConfig
 
 __all__ = [
     "DataSource",
     "DistanceMetric",
+    "DistributedKind",
     "ExperimentConfig",
     "FitOn",
     "Init",
@@ -54,12 +63,45 @@ class DataConfig:
     dataset: str = MISSING
     validation_size: int = MISSING
     url: str | None = MISSING
+    test_path: str | None = MISSING  # shards only: a second folder of shards, the test split
 
     def __post_init__(self) -> None:
         options.at_least("data.validation_size", self.validation_size, 0)
         options.data_source(self.source, self.path, self.url)
         if not self.dataset:
             raise ConfigError("data.dataset: expected a non-empty name")
+        if self.test_path is not None and self.source is not DataSource.shards:
+            raise ConfigError(
+                f"data.test_path: only with data.source=shards (data.source={self.source.value} "
+                "brings its own test split)"
+            )
+
+    @property
+    def sharded(self) -> bool:
+        return self.source is DataSource.shards
+
+
+@dataclass
+class DistributedConfig:
+    """Where one fit runs: this process (none), or ``workers`` worker processes (local, ray,
+    slurm) that each read their share of the shards and add up their sums by all-reduce."""
+
+    kind: DistributedKind = MISSING
+    workers: int = MISSING
+    timeout_seconds: float = MISSING  # bounds every collective: a silent worker fails the run
+    scratch: str | None = MISSING  # where workers keep per-row scratch files; null: system temp
+    ray_address: str | None = MISSING  # ray: the cluster to join; null: start a local one
+    port_base: int = MISSING  # slurm: worker i of a node listens on port_base + i
+
+    def __post_init__(self) -> None:
+        options.at_least("distributed.workers", self.workers, 1, "the number of workers")
+        options.positive("distributed.timeout_seconds", self.timeout_seconds)
+        options.at_least("distributed.port_base", self.port_base, 1024)
+        if self.kind is DistributedKind.none and self.workers != 1:
+            raise ConfigError(
+                f"distributed.workers={self.workers} with distributed=none: one process is one "
+                "worker (choose distributed=local, ray or slurm)"
+            )
 
 
 @dataclass
@@ -87,7 +129,9 @@ class ExperimentConfig:
 
     k: int = MISSING
     distance_metric: DistanceMetric = MISSING
-    init: Init = MISSING
+    init: Init | None = MISSING
+    init_rounds: int = MISSING
+    init_oversampling: float = MISSING
     use_mini_batch: bool = MISSING
     batch_size: int | None = MISSING
     steps: int = MISSING
@@ -98,10 +142,14 @@ class ExperimentConfig:
     data: DataConfig = MISSING
     features: FeaturesConfig = MISSING
     refine: RefineConfig = MISSING
+    distributed: DistributedConfig = MISSING
     tracking: TrackingConfig = MISSING
 
     def __post_init__(self) -> None:
         options.at_least("k", self.k, 1, "the number of clusters")
+        options.at_least("init_rounds", self.init_rounds, 1)
+        options.positive("init_oversampling", self.init_oversampling)
+        self._check_sharded()
         options.at_least("steps", self.steps, 1)
         options.batch_size("batch_size", self.batch_size)
         options.at_least("n_init", self.n_init, 1, "the number of restarts")
@@ -113,6 +161,40 @@ class ExperimentConfig:
     @property
     def transductive(self) -> bool:
         return self.protocol is Protocol.transductive
+
+    def _check_sharded(self) -> None:
+        """Shards go with the raw rows, one fit on workers; ``init`` null follows the data
+        (shards: kmeans_parallel; in memory: kmeans_plus_plus)."""
+        sharded = self.data.sharded
+        if self.init is None:
+            self.init = Init.kmeans_parallel if sharded else Init.kmeans_plus_plus
+        if sharded:
+            if self.features.kind != "raw" or self.refine.kind != "none":
+                what = (
+                    f"features={self.features.kind}"
+                    if self.features.kind != "raw"
+                    else f"refine={self.refine.kind}"
+                )
+                raise ConfigError(
+                    f"{what} with data.source=shards: shards are clustered as they are "
+                    "(features=raw, refine=none); representations fit in memory"
+                )
+            if self.transductive:
+                raise ConfigError(
+                    "protocol=transductive with data.source=shards: a sharded fit scores its "
+                    "validation rows and data.test_path (protocol=held_out)"
+                )
+            return
+        if self.init is Init.kmeans_parallel:
+            raise ConfigError(
+                "init=kmeans_parallel: k-means|| is for sharded data (data.source=shards); "
+                "in memory use kmeans_plus_plus or random"
+            )
+        if self.distributed.kind is not DistributedKind.none:
+            raise ConfigError(
+                f"distributed={self.distributed.kind.value}: one fit on several workers reads "
+                "sharded data (data.source=shards; python -m kmeans_exp.shards writes them)"
+            )
 
     def _resolve_fit_on(self) -> None:
         """A representation's ``fit_on`` null follows the protocol (held_out: the training
@@ -228,12 +310,19 @@ def default_run_name(exp: ExperimentConfig) -> str:
 def config_hash(exp: ExperimentConfig) -> str:
     """A stable hash of what determines a run's results: engine settings, data and seed.
 
-    Tracking settings (names, store, logging) and ``optimized_metric`` (what a sweeper reads
-    from the results) are left out, so a run renamed or logged elsewhere hashes the same.
+    Tracking settings (names, store, logging), ``optimized_metric`` (what a sweeper reads
+    from the results) and ``distributed`` (how many workers, launched how) are left out, so a
+    run renamed, logged elsewhere or fitted on more workers hashes the same.
     """
     values = as_dict(exp)
-    for key in ("tracking", "optimized_metric"):
+    # where the fit ran (workers, launcher) does not change its result
+    for key in ("tracking", "optimized_metric", "distributed"):
         values.pop(key)
+    if exp.init is not Init.kmeans_parallel:  # as before k-means|| existed
+        values.pop("init_rounds")
+        values.pop("init_oversampling")
+    if not exp.data.sharded:  # as before shards existed
+        values["data"].pop("test_path")
     if exp.features.kind == "raw":  # as before there was a features group
         values.pop("features")
     if exp.refine.kind == "none":  # as before there was a refine group

@@ -292,7 +292,7 @@ def read_idx_dir(directory: Path, name: str) -> RawDataset:
     )
 
 
-def _npz_arrays(path: Path, missing_file: str) -> dict[str, np.ndarray]:
+def npz_arrays(path: Path, missing_file: str) -> dict[str, np.ndarray]:
     """x_train, y_train, x_test and y_test from an ``.npz`` (no pickled objects)."""
     if not path.is_file():
         raise DataError(missing_file)
@@ -312,7 +312,7 @@ def _npz_arrays(path: Path, missing_file: str) -> dict[str, np.ndarray]:
 
 def read_npz(path: Path, name: str, source: str = "npz") -> RawDataset:
     """Load a Keras-format archive: x_train, y_train, x_test, y_test (no pickled objects)."""
-    arrays = _npz_arrays(path, f"{path}: no such file (expected a Keras-format mnist.npz)")
+    arrays = npz_arrays(path, f"{path}: no such file (expected a Keras-format mnist.npz)")
     for key in ("x_train", "x_test"):
         arrays[key] = aligned(_as_uint8_images(path, key, arrays[key]))
     for key in ("y_train", "y_test"):
@@ -560,7 +560,7 @@ def read_embeddings(path: Path) -> RawDataset:
     """Float embeddings made elsewhere: an ``.npz`` with x_train (n, d), y_train, x_test (m, d)
     and y_test, the names of a Keras-format image archive. Checked like the image sources."""
     missing_file = f"features.path={path}: no such file (expected an .npz of embeddings)"
-    arrays = _npz_arrays(path, missing_file)
+    arrays = npz_arrays(path, missing_file)
     for key in ("x_train", "x_test"):
         x = arrays[key]
         if x.ndim != 2 or not np.issubdtype(x.dtype, np.number):

@@ -228,3 +228,87 @@ def evaluate_transductive(model: FittedModel, splits: Any, seed: int) -> Evaluat
         "silhouette": silhouette(splits.x_train, cluster_idx, model.distance_metric, seed),
     }
     return Evaluation(clusters, confusion_matrix(splits.y_train, predicted, num_classes), metrics)
+
+
+# ---------------------------------------------------------------------------------------------
+# From contingency tables: how a sharded fit is scored, with no row or label gathered
+
+
+def table_scores(table: np.ndarray) -> dict[str, float]:
+    """NMI (arithmetic normalisation), ARI and matched accuracy from a (clusters, classes)
+    contingency table: equal to ``partition_scores``' values for the same partition."""
+    from scipy.optimize import linear_sum_assignment
+    from scipy.special import comb
+
+    table = np.asarray(table, np.int64)
+    n = int(table.sum())
+    if n == 0:
+        return {"nmi": float("nan"), "ari": float("nan"), "matched_accuracy": float("nan")}
+    table = table[table.sum(axis=1) > 0][:, table.sum(axis=0) > 0]
+    rows, cols = table.sum(axis=1), table.sum(axis=0)
+    p = table / n
+    nz = table > 0
+    mi = float(np.sum(p[nz] * np.log(table[nz] * n / np.outer(rows, cols)[nz])))
+    h_rows = -float(np.sum(rows / n * np.log(rows / n)))
+    h_cols = -float(np.sum(cols / n * np.log(cols / n)))
+    if table.shape[0] == table.shape[1] == 1:
+        nmi = 1.0
+    else:
+        nmi = mi / max((h_rows + h_cols) / 2, np.finfo(np.float64).eps) if mi > 0 else 0.0
+    pairs = float(np.sum(comb(table, 2)))
+    a, b = float(np.sum(comb(rows, 2))), float(np.sum(comb(cols, 2)))
+    expected = a * b / comb(n, 2) if n > 1 else 0.0
+    spread = (a + b) / 2 - expected
+    ari = 1.0 if spread == 0 else (pairs - expected) / spread
+    r, c = linear_sum_assignment(table, maximize=True)
+    return {"nmi": nmi, "ari": float(ari), "matched_accuracy": float(table[r, c].sum() / n)}
+
+
+def evaluate_tables(
+    sizes: np.ndarray,
+    inertia: float,
+    train: np.ndarray | None,
+    val: np.ndarray | None,
+    test: np.ndarray | None,
+    test_inertia: float | None,
+) -> Evaluation:
+    """Scores of a fit from per-split (clusters, classes) contingency tables (None: a split
+    without labels, or no such split): as ``evaluate_model`` computes them, but AMI and the
+    silhouette, which need the rows."""
+    k = len(sizes)
+    metrics = {"inertia": inertia, "empty_clusters": float(np.sum(sizes == 0))}
+    if test_inertia is not None:
+        metrics["test_inertia"] = test_inertia
+    if train is None:  # no labels: the label-free scores only
+        clusters = ClusterLabels(np.full(k, UNLABELLED), sizes, np.full(k, np.nan))
+        return Evaluation(clusters, np.zeros((0, 0), np.int64), metrics)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        purity = np.where(sizes > 0, train.max(axis=1) / sizes, np.nan)
+    labels = np.where(sizes > 0, train.argmax(axis=1), UNLABELLED).astype(np.int64)
+    clusters = ClusterLabels(labels, sizes, purity)
+    num_classes = train.shape[1]
+
+    def correct(table: np.ndarray) -> float:
+        known = labels != UNLABELLED
+        return float(table[known, labels[known]].sum() / max(table.sum(), 1))
+
+    metrics["train_accuracy"] = correct(train)
+    if val is not None:
+        metrics["val_accuracy"] = correct(val)
+        metrics["val_nmi"] = table_scores(val)["nmi"]
+    confusion = np.zeros((num_classes, num_classes), np.int64)
+    if test is not None:
+        metrics["test_accuracy"] = correct(test)
+        metrics |= {f"test_{name}": value for name, value in table_scores(test).items()}
+        test = _classes(test, num_classes)
+        for cluster, label in enumerate(labels):
+            if label != UNLABELLED:
+                confusion[:, label] += test[cluster]
+    return Evaluation(clusters, confusion, metrics)
+
+
+def _classes(table: np.ndarray, num_classes: int) -> np.ndarray:
+    """``table`` with ``num_classes`` columns (a test split may lack the last classes)."""
+    out = np.zeros((table.shape[0], max(num_classes, table.shape[1])), np.int64)
+    out[:, : table.shape[1]] = table
+    return out[:, :num_classes]

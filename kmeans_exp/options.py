@@ -25,6 +25,7 @@ class DistanceMetric(Enum):
 class Init(Enum):
     random = "random"
     kmeans_plus_plus = "kmeans_plus_plus"
+    kmeans_parallel = "kmeans_parallel"  # k-means||: sharded data only (data.source=shards)
 
 
 class OptimizedMetric(Enum):
@@ -77,6 +78,16 @@ class DataSource(Enum):
     idx = "idx"
     npz = "npz"
     download = "download"
+    shards = "shards"  # a folder of .npy row files, read through memory maps
+
+
+class DistributedKind(Enum):
+    """Where the workers of one fit run (``distributed`` group); none: in this process."""
+
+    none = "none"
+    local = "local"  # worker processes on this machine
+    ray = "ray"  # Ray actors, one per worker
+    slurm = "slurm"  # tasks of ``srun``, placed by TensorFlow's SlurmClusterResolver
 
 
 def choice(key: str, value: str | E, options: type[E]) -> E:

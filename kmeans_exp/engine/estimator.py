@@ -84,6 +84,11 @@ class KMeans(tf.Module):
             "distance_metric", distance_metric, options.DistanceMetric
         ).value
         self.init = options.choice("init", init, options.Init).value
+        if self.init == options.Init.kmeans_parallel.value:
+            raise ConfigError(
+                "init=kmeans_parallel: k-means|| is for sharded data (data.source=shards); "
+                "in memory use kmeans_plus_plus or random"
+            )
         self.use_mini_batch = bool(use_mini_batch)
         self.batch_size = options.batch_size("batch_size", batch_size)
         self.seed = options.at_least("seed", seed, 0)

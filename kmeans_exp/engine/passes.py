@@ -49,7 +49,17 @@ def l2_cache_bytes(cpu: Path = Path("/sys/devices/system/cpu/cpu0")) -> int:
 # 2 MiB (what a 512 KB L2, and a machine that does not say, get).
 CHUNK_BYTES = max(2 * 2**20, 2 * l2_cache_bytes())
 
-TRACED_NAMES = ("train_loop", "assign_chunks", "row_norms", "pick_candidate")
+TRACED_NAMES = (
+    "train_loop",
+    "assign_chunks",
+    "row_norms",
+    "pick_candidate",
+    # the sharded passes (``sharded_passes``): one trace per block shape
+    "cluster_partials",
+    "assign_block",
+    "nearest_point",
+    "candidate_potentials",
+)
 
 
 class _ExpectedRetracing(logging.Filter):
