@@ -74,6 +74,8 @@ def run_experiment(
     if overrides:
         exp = with_overrides(exp, overrides)
     launch = launch or Launch()
+    if exp.data.sharded:
+        return _run_sharded(exp, launch)
     try:
         start = time.perf_counter()
         splits = _load_splits(exp)
@@ -292,3 +294,150 @@ def train(model: Any, x: Any, steps: int, run: tracking.ExperimentRun) -> None:
     if model.n_init > 1:
         run.log_history("avg_distance", [s.avg_distance for s in model.history_])
     progress.after_training(model, steps)
+
+
+def _run_sharded(exp: ExperimentConfig, launch: Launch) -> ExperimentResult:
+    """``run_experiment`` on shards: checked before any run exists, fitted by the workers of
+    ``exp.distributed`` (worker 0 logs steps and scores into this run), then the clusters, the
+    figures and the served model logged here from worker 0's result."""
+    import tempfile
+
+    import numpy as np
+
+    from kmeans_exp.distributed import launch as workers
+
+    try:
+        start = time.perf_counter()
+        train_set, test_set = _open_shards(exp)
+        data_seconds = time.perf_counter() - start
+        store = _open_store(exp, launch.sweep)
+    except KMeansExpError as e:
+        launch.record_failure(e)
+        raise
+    digest = config_hash(exp)
+    if store is not None and exp.tracking.skip_finished:
+        previous = tracking.find_finished(store, digest)
+        if previous is not None:
+            return _reuse(exp, store, launch, digest, *previous)
+    overrides = launch.overrides if launch.hydra_dir is not None else None
+    tags = tracking.run_tags(digest, launch.swept, overrides, exp.protocol.value)
+    name = exp.tracking.run_name or launch.job_name or default_run_name(exp)
+    parent = launch.sweep.parent_run_id if launch.sweep else None
+    v = exp.data.validation_size
+    with tracking.experiment_run(store, name, parent, tags) as run:
+        shape = {
+            "data.train_rows": str(train_set.rows - v),
+            "data.test_rows": str(test_set.rows if test_set else 0),
+            "data.dim": str(train_set.dim),
+            "data.dtype": str(train_set.dtype),
+            "data.shards": str(len(train_set.shards)),
+        }
+        run.log_params(flatten(exp) | shape)
+        run.log_config(launch.hydra_dir, as_dict(exp))
+        with tempfile.TemporaryDirectory(prefix="kmeans_exp-workers-") as out:
+            spec = _worker_spec(exp, run.run_id, store.uri if store else None, out)
+            start = time.perf_counter()
+            try:
+                result = workers.fit(
+                    spec,
+                    exp.distributed.kind.value,
+                    exp.distributed.workers,
+                    exp.distributed.ray_address,
+                )
+            finally:
+                run.log_worker_logs(out)
+            fit_seconds = time.perf_counter() - start
+            arrays = dict(np.load(f"{out}/{workers.worker.RESULT_ARRAYS}"))
+        clusters = evaluate.ClusterLabels(arrays["labels"], arrays["sizes"], arrays["purity"])
+        evaluation = evaluate.Evaluation(clusters, arrays["confusion"], result["metrics"])
+        timings = {"data_seconds": data_seconds, "fit_seconds": fit_seconds}
+        run.log_metrics(timings)
+        metrics = result["metrics"] | timings
+        model = workers.FittedCenters(
+            arrays["centers"], exp.distance_metric.value, float(metrics["inertia"])
+        )
+        names = tuple(str(i) for i in range(result["num_classes"]))
+        if evaluation.confusion.size and test_set is not None:
+            image_shape = (28, 28) if train_set.dim == 784 else None
+            run.log_evaluation(
+                evaluation, model.cluster_centers_, image_shape, "Cluster centres", names
+            )
+        if exp.tracking.log_model and test_set is not None:
+            example = data.as_floats(test_set.read(0, min(5, test_set.rows)))
+            predictions = clusters.predict(model.predict(example))
+            images = train_set.dtype == np.uint8
+            run.log_model(
+                model.cluster_centers_,
+                clusters.labels,
+                model.distance_metric,
+                [],
+                example,
+                predictions,
+                images,
+            )
+    if store is None:
+        progress.summary(metrics, None)
+        return ExperimentResult(exp, model, None, evaluation, metrics, None, None)
+    url = tracking.run_url(store.uri, store.experiment_id, run.run_id)
+    progress.summary(metrics, f"{run.run_id} ({store.uri}): {url}")
+    return ExperimentResult(exp, model, None, evaluation, metrics, run.run_id, store.uri)
+
+
+def _open_shards(exp: ExperimentConfig):
+    """The training and test shard sets, checked against the settings (before any run)."""
+    from kmeans_exp.errors import ConfigError, DataError
+    from kmeans_exp.shards import ShardSet
+
+    train_set = ShardSet.open(exp.data.path)
+    test_set = ShardSet.open(exp.data.test_path, "data.test_path") if exp.data.test_path else None
+    if test_set is not None and (test_set.dim, test_set.dtype) != (train_set.dim, train_set.dtype):
+        raise DataError(
+            f"data.test_path={exp.data.test_path}: rows (n, {test_set.dim}) {test_set.dtype}, "
+            f"but data.path has (n, {train_set.dim}) {train_set.dtype}: expected the same"
+        )
+    v = exp.data.validation_size
+    if v >= train_set.rows:
+        raise DataError(
+            f"data.validation_size={v}: expected 0 <= value < {train_set.rows} "
+            f"(the rows in data.path)"
+        )
+    n_train = train_set.rows - v
+    exp.check_against_data(n_train, train_set.dim)
+    if exp.distributed.workers > n_train:
+        raise ConfigError(
+            f"distributed.workers={exp.distributed.workers}: more workers than the {n_train} "
+            "training rows"
+        )
+    return train_set, test_set
+
+
+def _worker_spec(exp: ExperimentConfig, run_id: str | None, uri: str | None, out: str) -> dict:
+    """What every worker reads: the shards, the engine's settings, the run, the output folder."""
+    d = exp.distributed
+    return {
+        "data": {
+            "path": exp.data.path,
+            "test_path": exp.data.test_path,
+            "validation_size": exp.data.validation_size,
+        },
+        "fit": {
+            "steps": exp.steps,
+            "engine": {
+                "n_clusters": exp.k,
+                "distance_metric": exp.distance_metric.value,
+                "init": exp.init.value,
+                "use_mini_batch": exp.use_mini_batch,
+                "batch_size": exp.batch_size,
+                "seed": exp.seed,
+                "n_init": exp.n_init,
+                "init_rounds": exp.init_rounds,
+                "init_oversampling": exp.init_oversampling,
+            },
+        },
+        "run_id": run_id,
+        "tracking_uri": uri,
+        "timeout_seconds": d.timeout_seconds,
+        "port_base": d.port_base,
+        "scratch": d.scratch,
+        "out": out,
+    }

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,92 +25,9 @@ import numpy as np
 from kmeans_exp import options
 from kmeans_exp.engine import batches, sharded_init, sharded_passes
 from kmeans_exp.engine.estimator import INIT_SALT, StepStats
-from kmeans_exp.engine.reduce import Reducer, allreduce, one_hot_slot
-from kmeans_exp.errors import ConfigError, DataError
-from kmeans_exp.shards import ShardSet, worker_range
+from kmeans_exp.engine.parts import Part, first_bad
+from kmeans_exp.engine.reduce import Reducer, allreduce
 from kmeans_exp.tf_runtime import tf
-
-
-@dataclass(frozen=True)
-class Part:
-    """One worker's rows of one split: rows ``lo:hi`` of the split that starts at global row
-    ``split_start`` of ``shards`` and has ``split_rows`` rows (numbers relative to the split)."""
-
-    shards: ShardSet
-    split_start: int
-    split_rows: int
-    lo: int
-    hi: int
-
-    @classmethod
-    def of(cls, shards: ShardSet, start: int, stop: int, reducer: Reducer) -> Part:
-        lo, hi = worker_range(0, stop - start, reducer.rank, reducer.workers)
-        return cls(shards, start, stop - start, lo, hi)
-
-    @property
-    def rows(self) -> int:
-        return self.hi - self.lo
-
-    def block_size(self) -> int:
-        """Rows per compiled call: ``block_rows(d)``, or fewer for a small part (a multiple of
-        the chunk, or one chunk of the part rounded up to 64 rows)."""
-        full = sharded_passes.block_rows(self.shards.dim)
-        chunk = full // sharded_passes.BLOCK_CHUNKS
-        if self.rows >= full:
-            return full
-        if self.rows >= chunk:
-            return -(-self.rows // chunk) * chunk
-        return max(64, -(-self.rows // 64) * 64)
-
-    def blocks(self) -> Iterator[tuple[int, tf.Tensor, int]]:
-        """(first row, block padded to ``block_size`` rows, rows that are real), in order."""
-        size = self.block_size()
-        for start in range(self.lo, self.hi, size):
-            stop = min(self.hi, start + size)
-            rows = self.read(start, stop)
-            if stop - start < size:
-                rows = np.concatenate(
-                    [rows, np.zeros((size - len(rows), rows.shape[1]), rows.dtype)]
-                )
-            yield start, tf.constant(rows), tf.constant(stop - start)
-
-    def read(self, start: int, stop: int) -> np.ndarray:
-        """Rows ``start:stop`` of the split, as stored."""
-        return self.shards.read(self.split_start + start, self.split_start + stop)
-
-    def labels(self, start: int, stop: int) -> np.ndarray:
-        return self.shards.labels(self.split_start + start, self.split_start + stop)
-
-    def take(self, rows: np.ndarray) -> np.ndarray:
-        """Rows at sorted split numbers ``rows`` (all in this part)."""
-        return self.shards.take(self.split_start + rows)
-
-    def mine(self, rows: np.ndarray) -> np.ndarray:
-        """Which of the split numbers ``rows`` fall in this part."""
-        return (rows >= self.lo) & (rows < self.hi)
-
-    def bad_slot(self, reducer: Reducer, first: int | None) -> np.ndarray:
-        """This worker's first non-finite row (split number, None: none) in its place of a
-        (workers,) vector, to travel in the all-reduce that every worker runs anyway."""
-        return one_hot_slot(reducer, 0 if first is None else first + 1)
-
-    def raise_if_bad(self, found: np.ndarray) -> None:
-        """Raise, on every worker alike, if the all-reduced ``bad_slot`` names a row."""
-        for worker, row in enumerate(found):
-            if row:
-                path, local = self.shards.locate(self.split_start + int(row) - 1)
-                raise DataError(
-                    f"{path}: row {local} holds NaN or inf (found by worker {worker}), "
-                    "expected finite values"
-                )
-
-
-def first_bad(start: int, bad: tf.Tensor, current: int | None) -> int | None:
-    """The first non-finite row so far, given a block's report (``CLEAN``: none)."""
-    bad = int(bad)
-    if bad == sharded_passes.CLEAN:
-        return current
-    return start + bad if current is None else min(current, start + bad)
 
 
 @dataclass(frozen=True)
@@ -171,6 +88,16 @@ class ShardedKMeans:
     def cosine(self) -> bool:
         return self.distance_metric == "cosine"
 
+    def init_settings(self) -> sharded_init.InitSettings:
+        return sharded_init.InitSettings(
+            self.n_clusters,
+            self.init,
+            self.cosine,
+            self.retries,
+            self.init_rounds,
+            self.init_oversampling,
+        )
+
     def fit(
         self,
         part: Part,
@@ -193,7 +120,7 @@ class ShardedKMeans:
             start = time.perf_counter()
             with tempfile.TemporaryDirectory(dir=scratch, prefix="kmeans_exp-init-") as tmp:
                 centers = sharded_init.initial_centers(
-                    self, part, reducer, np.array([seed, INIT_SALT], np.int64), Path(tmp)
+                    self.init_settings(), part, reducer, np.array([seed, INIT_SALT]), Path(tmp)
                 )
             self.init_seconds_ += time.perf_counter() - start
             counts = np.ones(self.n_clusters, np.int64)
@@ -321,14 +248,3 @@ def normalized(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, np.float64)
     sq = np.sum(x * x, axis=1, keepdims=True)
     return (x / np.sqrt(np.maximum(sq, 1e-12))).astype(np.float32)
-
-
-def check_settings(
-    init: str, n_clusters: int, batch_size: int | None, rows: int, workers: int
-) -> None:
-    """Refuse what a sharded fit cannot do, before any worker starts."""
-    options.fits_rows(n_clusters, batch_size, rows)
-    if workers > rows:
-        raise ConfigError(
-            f"distributed.workers={workers}: more workers than the {rows} training rows"
-        )

@@ -18,18 +18,16 @@ memory.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from kmeans_exp.engine import sharded_passes
 from kmeans_exp.engine.initialization import CHOICE_SEED_STRIDE
+from kmeans_exp.engine.parts import Part, first_bad
 from kmeans_exp.engine.reduce import Reducer, allreduce, one_hot_slot
 from kmeans_exp.tf_runtime import tf
-
-if TYPE_CHECKING:
-    from kmeans_exp.engine.sharded import Part, ShardedKMeans
 
 ROUNDS = 5  # k-means|| rounds (r)
 OVERSAMPLING = 2.0  # ℓ / k
@@ -38,8 +36,20 @@ REDUCE_LLOYD_ITERATIONS = 30  # Spark MLlib's LocalKMeans runs up to 30 on the c
 SCAN_ROWS = 1 << 20  # rows of per-row state read at a time
 
 
+@dataclass(frozen=True)
+class InitSettings:
+    """What the initialisation needs of the estimator's settings."""
+
+    n_clusters: int
+    init: str  # random | kmeans_plus_plus | kmeans_parallel
+    cosine: bool
+    retries: int  # extra k-means++ candidates per choice
+    rounds: int  # k-means|| rounds (r)
+    oversampling: float  # k-means||: ℓ / k
+
+
 def initial_centers(
-    model: ShardedKMeans, part: Part, reducer: Reducer, seed: np.ndarray, scratch: Path
+    model: InitSettings, part: Part, reducer: Reducer, seed: np.ndarray, scratch: Path
 ) -> np.ndarray:
     """(k, d) float32 initial centres, normalised for cosine: equal on every worker."""
     k, n = model.n_clusters, part.split_rows
@@ -106,8 +116,6 @@ def nearest_pass(
     padded[:m] = points
     padded, real = tf.constant(padded), tf.constant(m)
     bad = None
-    from kmeans_exp.engine.sharded import first_bad
-
     for start, block, valid in part.blocks():
         dist, best, b = sharded_passes.nearest_point(block, valid, padded, real, cosine)
         bad = first_bad(start, b, bad)
@@ -127,7 +135,9 @@ def nearest_pass(
     return totals
 
 
-def kmeans_plus_plus(model, part: Part, reducer: Reducer, seed: np.ndarray, scratch: Path):
+def kmeans_plus_plus(
+    model: InitSettings, part: Part, reducer: Reducer, seed: np.ndarray, scratch: Path
+):
     """k-means++ with greedy candidates, drawn by a float64 prefix sum over row numbers."""
     k, n, m = model.n_clusters, part.split_rows, 1 + model.retries
     first = tf.random.stateless_uniform([1], seed, minval=0, maxval=n, dtype=tf.int64).numpy()
@@ -199,15 +209,17 @@ def _splitmix64(x: np.ndarray) -> np.ndarray:
         return z ^ (z >> np.uint64(31))
 
 
-def kmeans_parallel(model, part: Part, reducer: Reducer, seed: np.ndarray, scratch: Path):
+def kmeans_parallel(
+    model: InitSettings, part: Part, reducer: Reducer, seed: np.ndarray, scratch: Path
+):
     """k-means||: candidates over ``rounds`` sampling passes, weighted, reduced to k."""
     k, n = model.n_clusters, part.split_rows
-    ell = model.init_oversampling * k
+    ell = model.oversampling * k
     first = tf.random.stateless_uniform([1], seed, minval=0, maxval=n, dtype=tf.int64).numpy()
     candidates = gather(part, reducer, first, model.cosine)
     state = RowState(scratch, part.rows)
     phi = float(np.sum(nearest_pass(part, reducer, candidates, state, None, model.cosine)))
-    for round_ in range(1, model.init_rounds + 1):
+    for round_ in range(1, model.rounds + 1):
         if phi <= 0:  # every row sits on a candidate
             break
         picked = []

@@ -164,6 +164,15 @@ class ExperimentRun:
             mlflow.log_dict(config, "config.yaml")
 
     @_tracked
+    def log_worker_logs(self, folder: str | Path) -> None:
+        """The output and error lines of a distributed fit's workers, as ``workers/``."""
+        import mlflow
+
+        for path in sorted(Path(folder).glob("worker-*")):
+            if path.suffix in (".log", ".error"):
+                mlflow.log_artifact(str(path), "workers")
+
+    @_tracked
     def log_datasets(self, splits: Any) -> None:
         """The splits (a ``kmeans_exp.data.Splits``) as MLflow dataset inputs of the run."""
         import mlflow
