@@ -334,7 +334,10 @@ def _run_sharded(exp: ExperimentConfig, launch: Launch) -> ExperimentResult:
         }
         run.log_params(flatten(exp) | shape)
         run.log_config(launch.hydra_dir, as_dict(exp))
-        with tempfile.TemporaryDirectory(prefix="kmeans_exp-workers-") as out:
+        # the workers' result and logs: under distributed.scratch, which the nodes of a
+        # ray or slurm cluster must share
+        scratch = exp.distributed.scratch
+        with tempfile.TemporaryDirectory(prefix="kmeans_exp-workers-", dir=scratch) as out:
             spec = _worker_spec(exp, run.run_id, store.uri if store else None, out)
             start = time.perf_counter()
             try:

@@ -14,6 +14,8 @@ import shutil
 import socket
 from contextlib import ExitStack
 
+CPU_TASK_SLOTS = 4096  # the most SLURM tasks per CPU node the resolver accepts here
+
 
 def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
     """``count`` distinct ports free on ``host`` now (held together while chosen)."""
@@ -35,10 +37,14 @@ def slurm_tf_config(port_base: int) -> str:
     """``TF_CONFIG`` of this SLURM task, from ``srun``'s environment (TensorFlow's resolver)."""
     from kmeans_exp.tf_runtime import tf
 
-    gpus = None if shutil.which("nvidia-smi") else 0  # the resolver asks nvidia-smi otherwise
-    resolver = tf.distribute.cluster_resolver.SlurmClusterResolver(
-        port_base=port_base, gpus_per_node=gpus, gpus_per_task=gpus
-    )
+    if shutil.which("nvidia-smi"):  # GPUs: the resolver shares them out among the tasks
+        resolver = tf.distribute.cluster_resolver.SlurmClusterResolver(port_base=port_base)
+    else:
+        # No GPUs: TF 2.21's resolver pairs each task of a node with a GPU slot (zero slots
+        # fail with "range() arg 3 must not be zero"), so it is given slots it leaves unused.
+        resolver = tf.distribute.cluster_resolver.SlurmClusterResolver(
+            port_base=port_base, gpus_per_node=CPU_TASK_SLOTS, gpus_per_task=1, auto_set_gpu=False
+        )
     cluster = resolver.cluster_spec().as_dict()
     task_type, task_id = resolver.get_task_info()
     return json.dumps({"cluster": cluster, "task": {"type": task_type, "index": task_id}})

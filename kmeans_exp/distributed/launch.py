@@ -67,7 +67,9 @@ def fit(spec: dict[str, Any], kind: str, workers: int, ray_address: str | None) 
     """Run the fit that ``spec`` describes on ``workers`` workers; worker 0's result."""
     out = Path(spec["out"])
     spec_file = out / "spec.json"
-    spec_file.write_text(json.dumps(spec | {"launcher": kind}))
+    # local workers split this machine's cores; elsewhere each has its own node or CPUs
+    threads = max(1, (os.cpu_count() or 1) // workers) if kind == "local" else None
+    spec_file.write_text(json.dumps(spec | {"launcher": kind, "threads": threads}))
     if kind == "none":
         return worker.fit_and_score(spec, SingleProcess())
     if kind == "local":
@@ -100,11 +102,11 @@ def _start(
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,  # the terminal's Ctrl-C goes to the launcher, which stops them
-        preexec_fn=_die_with_parent,
+        preexec_fn=die_with_parent,
     )
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """In the child: SIGKILL when the launcher dies, however it dies (Linux's prctl)."""
     with contextlib.suppress(OSError, AttributeError):  # not Linux: no such call
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG

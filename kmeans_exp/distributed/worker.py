@@ -69,6 +69,7 @@ def fit_and_score(spec: dict[str, Any], reducer: Any) -> dict[str, Any] | None:
     )
     metrics = dict(evaluation.metrics)
     metrics |= {
+        "step_seconds": float(np.median([s.seconds for s in model.history_])),
         "init_seconds": model.init_seconds_,
         "collective_seconds": reducer.seconds,
         "train_seconds": sum(s.seconds for s in model.history_) + model.init_seconds_,
@@ -144,6 +145,11 @@ def main(argv: list[str] | None = None) -> int:
             os.environ["TF_CONFIG"] = cluster.slurm_tf_config(spec["port_base"])
         rank = cluster.rank_of(os.environ["TF_CONFIG"])
         from kmeans_exp.distributed.collective import StrategyReducer
+        from kmeans_exp.tf_runtime import tf
+
+        if spec.get("threads"):  # local workers share the machine's cores
+            tf.config.threading.set_intra_op_parallelism_threads(spec["threads"])
+            tf.config.threading.set_inter_op_parallelism_threads(spec["threads"])
 
         fit_and_score(spec, StrategyReducer(spec["timeout_seconds"]))
     except BaseException as e:  # one line for the launcher; the log keeps the traceback

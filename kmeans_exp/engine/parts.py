@@ -55,7 +55,7 @@ class Part:
         size = self.block_size()
         for start in range(self.lo, self.hi, size):
             stop = min(self.hi, start + size)
-            rows = self.read(start, stop)
+            rows = self.shards.view(self.split_start + start, self.split_start + stop)
             if stop - start < size:
                 rows = np.concatenate(
                     [rows, np.zeros((size - len(rows), rows.shape[1]), rows.dtype)]

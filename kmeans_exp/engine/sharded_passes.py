@@ -36,8 +36,10 @@ def _fold(data: tf.Tensor, valid: tf.Tensor, body, carry: tuple) -> tuple:
         *inner, bad = c
         part = passes.chunk(data, start, size)
         rows = start + tf.range(size)
-        finite = tf.reduce_all(tf.math.is_finite(passes.features(part)), axis=1)
         real = rows < valid
+        if data.dtype == tf.uint8:  # bytes are always finite
+            return (*body(part, real, tuple(inner)), bad)
+        finite = tf.reduce_all(tf.math.is_finite(part), axis=1)
         first = tf.reduce_min(tf.where(real & ~finite, rows, CLEAN))
         return (*body(part, real & finite, tuple(inner)), tf.minimum(bad, first))
 

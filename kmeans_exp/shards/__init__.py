@@ -103,10 +103,15 @@ class ShardSet:
 
     def read(self, start: int, stop: int) -> np.ndarray:
         """Rows ``start:stop`` (global numbers) as stored: a copy of those rows only."""
+        return np.array(self.view(start, stop))
+
+    def view(self, start: int, stop: int) -> np.ndarray:
+        """Rows ``start:stop``: a view of the memory map when one shard holds them all (no
+        copy: the caller's own copy, into a tensor, is the only one), else a joined copy."""
         return self._read(start, stop, labels=False)
 
     def labels(self, start: int, stop: int) -> np.ndarray:
-        """Labels of rows ``start:stop`` as int64."""
+        """Labels of rows ``start:stop`` as int64 (a copy)."""
         return self._read(start, stop, labels=True).astype(np.int64)
 
     def take(self, rows: np.ndarray) -> np.ndarray:
@@ -126,7 +131,7 @@ class ShardSet:
             shard, base = self.shards[index], int(self.offsets[index])
             end = min(stop, base + shard.rows)
             array = _mapped(shard.labels_path if labels else shard.path)
-            parts.append(np.array(array[start - base : end - base]))
+            parts.append(array[start - base : end - base])
             start, index = end, index + 1
         if not parts:
             shape = (0,) if labels else (0, self.dim)

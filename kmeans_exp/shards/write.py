@@ -5,6 +5,7 @@ complete, so a failed or interrupted write leaves no half-written data set behin
 
 from __future__ import annotations
 
+import functools
 import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -101,9 +102,10 @@ def mixture(
 ) -> Path:
     """``rows`` rows of a Gaussian mixture with ``clusters`` components, labels = component.
 
-    Centres are drawn from the seed alone; every block of rows from (seed, its first global row
-    + ``first_row``), so a test split written with ``first_row`` = the training rows shares the
-    centres but not the rows. float32: N(centre, 1) with centres N(0, spread²). uint8: centres
+    Centres are drawn from the seed alone; every block of ``BLOCK_ROWS`` rows from (seed, its
+    first row + ``first_row``), so the rows do not depend on the shard size, and a test split
+    written with ``first_row`` = the training rows shares the centres but not the rows.
+    float32: N(centre, 1) with centres N(0, spread²). uint8: centres
     uniform in [32, 223] and noise uniform in [-16, 16] (an image-like byte range).
     """
     if rows < 1 or dim < 1 or clusters < 1:
@@ -117,15 +119,29 @@ def mixture(
         raise DataError(f"--dtype {dtype}: expected float32 or uint8")
     label_dtype = np.uint16 if clusters <= 2**16 else np.int32
 
-    def block(start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
-        rng = np.random.default_rng([seed, 1, first_row + start])
-        labels = rng.integers(0, clusters, size=stop - start)
+    @functools.lru_cache(maxsize=2)
+    def aligned(first: int) -> tuple[np.ndarray, np.ndarray]:
+        """Rows ``first:first + BLOCK_ROWS`` (``first`` a multiple of it), drawn from the seed
+        and ``first``: the same rows whatever the shard size."""
+        rng = np.random.default_rng([seed, 1, first_row + first])
+        size = min(BLOCK_ROWS, rows - first)
+        labels = rng.integers(0, clusters, size=size)
         if dtype == "uint8":
-            noise = rng.integers(-16, 17, size=(stop - start, dim), dtype=np.int16)
+            noise = rng.integers(-16, 17, size=(size, dim), dtype=np.int16)
             values = (centres[labels] + noise).astype(np.uint8)
         else:
-            values = rng.standard_normal((stop - start, dim), dtype=np.float32)
+            values = rng.standard_normal((size, dim), dtype=np.float32)
             values += centres[labels]
         return values, labels.astype(label_dtype)
+
+    def block(start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        pieces = []
+        for first in range(start - start % BLOCK_ROWS, stop, BLOCK_ROWS):
+            values, labels = aligned(first)
+            cut = slice(max(start, first) - first, min(stop, first + BLOCK_ROWS) - first)
+            pieces.append((values[cut], labels[cut]))
+        if len(pieces) == 1:
+            return pieces[0]
+        return tuple(np.concatenate(p) for p in zip(*pieces, strict=True))
 
     return write_blocks(folder, rows, shard_rows, block)

@@ -1,0 +1,72 @@
+"""``distributed=ray``: the workers as Ray actors, one CPU each, on the cluster at
+``distributed.ray_address`` (or a local one started for the fit and stopped after it).
+
+Each actor reports its node's address and a free port; with the list, each runs the worker
+process (``python -m kmeans_exp.distributed.worker``) with its ``TF_CONFIG``, as the local
+launcher does. The shard folders and the output folder (``distributed.scratch``) must be seen
+by every node at the same path (a shared filesystem).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from kmeans_exp.distributed import cluster, launch
+
+
+class _Worker:
+    """A Ray actor that runs one worker process and returns its exit status."""
+
+    def address(self) -> str:
+        import ray
+
+        host = ray.util.get_node_ip_address()
+        return f"{host}:{cluster.free_ports(1, host)[0]}"
+
+    def run(self, spec_file: str, out: str, index: int, tf_config: str) -> int:
+        with (Path(out) / f"worker-{index}.log").open("w") as log:
+            return subprocess.run(
+                [sys.executable, "-m", launch.WORKER_MODULE, spec_file],
+                env=os.environ | {"TF_CONFIG": tf_config},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                check=False,
+                preexec_fn=launch.die_with_parent,  # killed with the actor
+            ).returncode
+
+
+def run(spec_file: Path, out: Path, workers: int, address: str | None, grace: float) -> None:
+    """Start ``workers`` actors, run the fit, raise ``WorkerError`` if any worker fails."""
+    import ray
+
+    started = not ray.is_initialized()
+    if started:
+        options = {"address": address} if address else {"num_cpus": workers}
+        ray.init(include_dashboard=False, log_to_driver=False, **options)
+    actor = ray.remote(num_cpus=1)(_Worker)
+    actors = [actor.remote() for _ in range(workers)]
+    try:
+        addresses = ray.get([a.address.remote() for a in actors])
+        runs = {
+            a.run.remote(str(spec_file), str(out), i, cluster.tf_config(addresses, i)): str(i)
+            for i, a in enumerate(actors)
+        }
+        pending = list(runs)
+        while pending:
+            done, pending = ray.wait(pending, timeout=launch.POLL_SECONDS)
+            for ref in done:
+                code = ray.get(ref)
+                if code != 0:
+                    deadline = time.monotonic() + grace
+                    while pending and time.monotonic() < deadline:
+                        _, pending = ray.wait(pending, timeout=launch.POLL_SECONDS)
+                    raise launch.WorkerError(launch.failure_line(out, runs[ref], code))
+    finally:
+        for a in actors:
+            ray.kill(a)
+        if started:
+            ray.shutdown()
