@@ -7,7 +7,10 @@ one shape per part.
 
 from __future__ import annotations
 
+import itertools
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,6 +20,8 @@ from kmeans_exp.engine.reduce import Reducer, one_hot_slot
 from kmeans_exp.errors import DataError
 from kmeans_exp.shards import ShardSet, worker_range
 from kmeans_exp.tf_runtime import tf
+
+PREFETCH = 2  # blocks read ahead of the one being computed on
 
 
 @dataclass(frozen=True)
@@ -50,17 +55,30 @@ class Part:
             return -(-self.rows // chunk) * chunk
         return max(64, -(-self.rows // 64) * 64)
 
-    def blocks(self) -> Iterator[tuple[int, tf.Tensor, int]]:
-        """(first row, block padded to ``block_size`` rows, rows that are real), in order."""
-        size = self.block_size()
-        for start in range(self.lo, self.hi, size):
+    def blocks(self) -> Iterator[tuple[int, tf.Tensor, tf.Tensor]]:
+        """(first row, block padded to ``block_size`` rows, rows that are real), in order.
+
+        A reader thread reads the next blocks from the files while the caller computes on
+        this one (``PREFETCH`` ahead): a pass streams the shards at the slower of the disk's
+        and the computation's pace, not at their sum.
+        """
+        size, dim = self.block_size(), self.shards.dim
+
+        def load(start: int) -> tuple[int, np.ndarray, int]:
             stop = min(self.hi, start + size)
-            rows = self.shards.view(self.split_start + start, self.split_start + stop)
-            if stop - start < size:
-                rows = np.concatenate(
-                    [rows, np.zeros((size - len(rows), rows.shape[1]), rows.dtype)]
-                )
-            yield start, tf.constant(rows), tf.constant(stop - start)
+            rows = np.empty((size, dim), self.shards.dtype)
+            rows[stop - start :] = 0
+            self.shards.read_into(self.split_start + start, rows[: stop - start])
+            return start, rows, stop - start
+
+        starts = iter(range(self.lo, self.hi, size))
+        with ThreadPoolExecutor(1, thread_name_prefix="kmeans_exp-read") as reader:
+            ahead = deque(reader.submit(load, s) for s in itertools.islice(starts, PREFETCH))
+            while ahead:
+                start, rows, valid = ahead.popleft().result()
+                for s in itertools.islice(starts, 1):
+                    ahead.append(reader.submit(load, s))
+                yield start, tf.constant(rows), tf.constant(valid)
 
     def read(self, start: int, stop: int) -> np.ndarray:
         """Rows ``start:stop`` of the split, as stored."""

@@ -105,6 +105,31 @@ class ShardSet:
         """Rows ``start:stop`` (global numbers) as stored: a copy of those rows only."""
         return np.array(self.view(start, stop))
 
+    def read_into(self, start: int, out: np.ndarray) -> None:
+        """Rows ``start:start + len(out)`` into ``out`` with plain file reads (no memory map):
+        sequential, and without the interpreter lock, so a reader thread overlaps them with
+        the computation on the previous rows."""
+        row_bytes = self.dim * self.dtype.itemsize
+        index = int(np.searchsorted(self.offsets, start, side="right")) - 1
+        done = 0
+        while done < len(out):
+            shard, base = self.shards[index], int(self.offsets[index])
+            take = min(len(out) - done, base + shard.rows - (start + done))
+            target = memoryview(out[done : done + take]).cast("B")
+            with shard.path.open("rb", buffering=0) as f:
+                f.seek(self.header_bytes[index] + (start + done - base) * row_bytes)
+                while target:
+                    got = f.readinto(target)
+                    if not got:
+                        raise DataError(f"{shard.path}: shorter than its header says")
+                    target = target[got:]
+            done, index = done + take, index + 1
+
+    @cached_property
+    def header_bytes(self) -> tuple[int, ...]:
+        """Where each shard's rows start in its file (after the .npy header)."""
+        return tuple(int(_mapped(s.path).offset) for s in self.shards)
+
     def view(self, start: int, stop: int) -> np.ndarray:
         """Rows ``start:stop``: a view of the memory map when one shard holds them all (no
         copy: the caller's own copy, into a tensor, is the only one), else a joined copy."""
