@@ -25,8 +25,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402  (pins BLAS threads before NumPy loads)
-import numpy as np  # noqa: E402
+import common
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -191,6 +191,270 @@ def out_of_core(folder: Path, workers: int, steps: int) -> None:
     )
 
 
+def sharded_model(init: str, mini_batch: bool, k: int, seed: int = 0):
+    from kmeans_exp.engine.sharded import ShardedKMeans
+
+    return ShardedKMeans(
+        k,
+        distance_metric="squared_euclidean",
+        init=init,
+        use_mini_batch=mini_batch,
+        batch_size=EQUALITY_BATCH if mini_batch else None,
+        seed=seed,
+    )
+
+
+EQUALITY_CASES = [
+    (i, m) for i in ("random", "kmeans_plus_plus", "kmeans_parallel") for m in (False, True)
+]
+EQUALITY_K, EQUALITY_STEPS, EQUALITY_BATCH = 50, 10, 4096
+
+
+def fit_cases(folder: Path, reducer) -> dict[str, np.ndarray]:
+    """Every init, full batch and mini-batch, on this worker's share of ``folder/train``:
+    the centres and the nearest centre of every test row."""
+    from kmeans_exp.engine.parts import Part
+    from kmeans_exp.shards import ShardSet
+
+    train, test = ShardSet.open(folder / "train"), ShardSet.open(folder / "test")
+    x_test = test.read(0, test.rows).astype(np.float64)
+    out = {}
+    for init, mini in EQUALITY_CASES:
+        model = sharded_model(init, mini, EQUALITY_K)
+        model.fit(Part.of(train, 0, train.rows, reducer), EQUALITY_STEPS, reducer)
+        c = model.cluster_centers_.astype(np.float64)
+        name = f"{init} {'mini-batch' if mini else 'full batch'}"
+        out[name] = c
+        out[f"{name} test"] = np.argmin(np.sum(c * c, 1)[None] - 2 * x_test @ c.T, axis=1)
+    return out
+
+
+def fit_worker(folder: Path, out: Path) -> None:
+    """One worker of ``equality`` (TF_CONFIG set by the parent)."""
+    from kmeans_exp.distributed.collective import StrategyReducer
+
+    reducer = StrategyReducer(600)
+    result = fit_cases(folder, reducer)
+    if reducer.rank == 0:
+        np.savez(out, **result)
+
+
+def equality(folder: Path) -> None:
+    """Centres of 2 and 4 local workers against one worker (in process), and one worker's
+    against the in-memory engine (random init: the same initial rows)."""
+    from kmeans_exp.distributed import cluster
+    from kmeans_exp.engine import KMeans
+    from kmeans_exp.engine.parts import Part
+    from kmeans_exp.engine.reduce import SingleProcess
+    from kmeans_exp.shards import ShardSet
+
+    reference = fit_cases(folder, SingleProcess())
+    rows = []
+    with tempfile.TemporaryDirectory(dir=SCRATCH) as tmp:
+        for workers in (2, 4):
+            out = Path(tmp) / f"{workers}.npz"
+            addresses = [f"127.0.0.1:{p}" for p in cluster.free_ports(workers)]
+            procs = [
+                subprocess.Popen(
+                    [sys.executable, __file__, "--fit-worker", str(folder), str(out)],
+                    env=os.environ | {"TF_CONFIG": cluster.tf_config(addresses, i)},
+                )
+                for i in range(workers)
+            ]
+            if any(p.wait() for p in procs):
+                raise SystemExit(f"equality: a worker of {workers} failed")
+            got = np.load(out)
+            for init, mini in EQUALITY_CASES:
+                name = f"{init} {'mini-batch' if mini else 'full batch'}"
+                ref = reference[name]
+                rows.append(
+                    {
+                        "case": name,
+                        "workers": workers,
+                        "max_relative_difference": float(
+                            np.max(np.abs(got[name] - ref)) / np.max(np.abs(ref))
+                        ),
+                        "test_assignments_equal": float(
+                            np.mean(got[f"{name} test"] == reference[f"{name} test"])
+                        ),
+                    }
+                )
+    train = ShardSet.open(folder / "train")
+    reducer = SingleProcess()
+    sharded = sharded_model("random", False, EQUALITY_K)
+    sharded.fit(Part.of(train, 0, train.rows, reducer), EQUALITY_STEPS, reducer)
+    memory = KMeans(EQUALITY_K, distance_metric="squared_euclidean", init="random", seed=0)
+    memory.fit(train.read(0, train.rows), EQUALITY_STEPS)
+    test = ShardSet.open(folder / "test").read(0, 10**9)
+    in_memory = {
+        "max_relative_difference": float(
+            np.max(np.abs(sharded.cluster_centers_ - memory.cluster_centers_))
+            / np.max(np.abs(memory.cluster_centers_))
+        ),
+        "test_assignments_equal": float(
+            np.mean(memory.predict(test) == common_nearest(test, sharded.cluster_centers_))
+        ),
+        "inertia_relative_difference": float(sharded.inertia_ / memory.inertia_ - 1),
+    }
+    save(
+        "equality",
+        {
+            "rows": train.rows,
+            "dim": train.dim,
+            "k": EQUALITY_K,
+            "steps": EQUALITY_STEPS,
+            "batch_size": EQUALITY_BATCH,
+            "cases": rows,
+            "sharded_vs_in_memory": in_memory,
+        },
+    )
+
+
+def common_nearest(x: np.ndarray, c: np.ndarray) -> np.ndarray:
+    x, c = x.astype(np.float64), c.astype(np.float64)
+    return np.argmin(np.sum(c * c, 1)[None] - 2 * x @ c.T, axis=1)
+
+
+def overhead(folder: Path, steps: int = 10) -> None:
+    """Time per full-batch step: the in-memory engine (one process, every core) against the
+    sharded fit in one process and on 2 local workers (one core each), same rows, k=100."""
+    from kmeans_exp.engine import KMeans
+    from kmeans_exp.shards import ShardSet
+
+    train = ShardSet.open(folder / "train")
+    x = train.read(0, train.rows)
+    memory = KMeans(100, distance_metric="squared_euclidean", init="random", seed=0)
+    memory.fit(x, steps)
+    memory_step = float(np.median([s.seconds for s in memory.history_[1:]]))
+    del x
+    result = {
+        "rows": train.rows,
+        "dim": train.dim,
+        "k": 100,
+        "steps": steps,
+        "in_memory_step_seconds": memory_step,
+    }
+    for name, extra in (
+        ("one_process", []),
+        ("two_workers", ["distributed=local", "distributed.workers=2"]),
+    ):
+        with tempfile.TemporaryDirectory(dir=SCRATCH) as store:
+            metrics, _, _ = run_cli(
+                [
+                    "data=shards",
+                    f"data.path={folder / 'train'}",
+                    "k=100",
+                    "init=random",
+                    "distance_metric=squared_euclidean",
+                    f"steps={steps}",
+                    "tracking.log_model=false",
+                    *extra,
+                ],
+                Path(store),
+            )
+        train_s = metrics["train_seconds"] - metrics["init_seconds"]
+        result[f"{name}_step_seconds"] = metrics["step_seconds"]
+        result[f"{name}_collective_share"] = (
+            metrics["collective_seconds"] / metrics["train_seconds"]
+        )
+        result[f"{name}_over_in_memory"] = metrics["step_seconds"] / memory_step
+        result[f"{name}_steps_seconds"] = train_s
+    save("overhead", result)
+
+
+def init_quality(folder: Path, steps: int = 20) -> None:
+    """k-means|| against k-means++ on the same shards (one process): init time, inertia after
+    ``steps`` full-batch steps; the in-memory engine's k-means++ for reference."""
+    from kmeans_exp.engine import KMeans
+    from kmeans_exp.shards import ShardSet
+
+    result = {}
+    for init in ("kmeans_parallel", "kmeans_plus_plus"):
+        with tempfile.TemporaryDirectory(dir=SCRATCH) as store:
+            metrics, _, _ = run_cli(
+                [
+                    "data=shards",
+                    f"data.path={folder / 'train'}",
+                    "k=100",
+                    f"init={init}",
+                    "distance_metric=squared_euclidean",
+                    f"steps={steps}",
+                    "tracking.log_model=false",
+                ],
+                Path(store),
+            )
+        result[init] = {"init_seconds": metrics["init_seconds"], "inertia": metrics["inertia"]}
+    train = ShardSet.open(folder / "train")
+    memory = KMeans(100, distance_metric="squared_euclidean", seed=0)
+    memory.fit(train.read(0, train.rows), steps)
+    result["in_memory_kmeans_plus_plus"] = {
+        "init_seconds": memory.init_seconds_,
+        "inertia": memory.inertia_,
+    }
+    save("init", result | {"rows": train.rows, "dim": train.dim, "k": 100, "steps": steps})
+
+
+def peers(folder: Path) -> None:
+    """Spark MLlib and dask-ml on the same shards (``scale_peers.py`` in their environment),
+    beside this engine in memory, in one process on shards and on 2 local workers."""
+    python = os.environ.get("PEERS_PYTHON")
+    if not python:
+        raise SystemExit("--peers: set PEERS_PYTHON to the python of a venv with '.[scale-peers]'")
+    with tempfile.TemporaryDirectory(dir=SCRATCH) as tmp:
+        out = Path(tmp) / "peers.json"
+        subprocess.run(
+            [
+                python,
+                str(Path(__file__).with_name("scale_peers.py")),
+                str(folder / "train"),
+                str(out),
+            ],
+            check=True,
+        )
+        result = json.loads(out.read_text())
+    ours = {}
+    for name, extra in (
+        ("one_process", []),
+        ("two_workers", ["distributed=local", "distributed.workers=2"]),
+    ):
+        runs = {}
+        for steps in (1, 11):
+            with tempfile.TemporaryDirectory(dir=SCRATCH) as store:
+                metrics, _seconds, _ = run_cli(
+                    [
+                        "data=shards",
+                        f"data.path={folder / 'train'}",
+                        "k=100",
+                        "distance_metric=squared_euclidean",
+                        f"steps={steps}",
+                        "tracking.log_model=false",
+                        *extra,
+                    ],
+                    Path(store),
+                )
+            runs[steps] = metrics
+        ours[name] = {
+            "init_seconds": runs[11]["init_seconds"],
+            "iteration_seconds": (runs[11]["train_seconds"] - runs[1]["train_seconds"]) / 10,
+            "inertia_after_10": None,
+        }
+        with tempfile.TemporaryDirectory(dir=SCRATCH) as store:
+            metrics, _, _ = run_cli(
+                [
+                    "data=shards",
+                    f"data.path={folder / 'train'}",
+                    "k=100",
+                    "distance_metric=squared_euclidean",
+                    "steps=10",
+                    "tracking.log_model=false",
+                    *extra,
+                ],
+                Path(store),
+            )
+        ours[name]["inertia_after_10"] = metrics["inertia"]
+    save("peers", result | {"this_engine": ours})
+
+
 def report(results: dict) -> str:
     """results/scale.md from results/scale.json."""
     lines = ["# Scale benchmark (benchmarks/scale.py)", ""]
@@ -221,6 +485,94 @@ def report(results: dict) -> str:
             f"| test accuracy / NMI | {ooc['test_accuracy']:.4f} / {ooc['test_nmi']:.4f} |",
             "",
         ]
+    eq = results.get("equality")
+    if eq:
+        lines += [
+            f"## The same centres on 1, 2 and 4 workers ({eq['machine']}, {eq['isa']})",
+            "",
+            f"{eq['rows']:,} x {eq['dim']} float32 rows (a 50-component mixture), k={eq['k']}, "
+            f"{eq['steps']} steps, mini-batch {eq['batch_size']} rows; the reference is one "
+            "worker on the same shards.",
+            "",
+            "| init, steps | workers | max centre difference / max centre | equal test rows |",
+            "| --- | --- | --- | --- |",
+        ]
+        for row in eq["cases"]:
+            lines.append(
+                f"| {row['case']} | {row['workers']} | {row['max_relative_difference']:.1e} | "
+                f"{row['test_assignments_equal']:.4%} |"
+            )
+        mem = eq["sharded_vs_in_memory"]
+        lines += [
+            "",
+            "One worker on shards (float64 sums) against the in-memory engine (float32 sums), "
+            f"random init (the same initial rows): max centre difference "
+            f"{mem['max_relative_difference']:.1e} of the largest centre value, inertia "
+            f"{mem['inertia_relative_difference']:+.1e}, equal test assignments "
+            f"{mem['test_assignments_equal']:.4%}.",
+            "",
+        ]
+    ov = results.get("overhead")
+    if ov:
+        lines += [
+            f"## Time per full-batch step ({ov['machine']}, {ov['isa']})",
+            "",
+            f"{ov['rows']:,} x {ov['dim']} float32 rows, k={ov['k']}, {ov['steps']} steps "
+            "(median step; the collective's share is of the whole fit's time).",
+            "",
+            "| engine | step | / in-memory | collective's share |",
+            "| --- | --- | --- | --- |",
+            f"| in memory, one process, 2 cores | {ov['in_memory_step_seconds']:.3f} s | 1.00x | |",
+            f"| shards, one process, 2 cores | {ov['one_process_step_seconds']:.3f} s | "
+            f"{ov['one_process_over_in_memory']:.2f}x | {ov['one_process_collective_share']:.1%} |",
+            f"| shards, 2 local workers, 1 core each | {ov['two_workers_step_seconds']:.3f} s | "
+            f"{ov['two_workers_over_in_memory']:.2f}x (target <= 1.25x) | "
+            f"{ov['two_workers_collective_share']:.1%} |",
+            "",
+        ]
+    ini = results.get("init")
+    if ini:
+        lines += [
+            f"## k-means|| against k-means++ ({ini['machine']}, {ini['isa']})",
+            "",
+            f"{ini['rows']:,} x {ini['dim']} float32 rows (a 100-component mixture), k={ini['k']}, "
+            f"inertia after {ini['steps']} full-batch steps.",
+            "",
+            "| init | init time | inertia |",
+            "| --- | --- | --- |",
+        ]
+        for name in ("kmeans_parallel", "kmeans_plus_plus", "in_memory_kmeans_plus_plus"):
+            r = ini[name]
+            lines.append(f"| {name} | {r['init_seconds']:.1f} s | {r['inertia']:,.0f} |")
+        lines.append("")
+    peers = results.get("peers")
+    if peers:
+        lines += [
+            f"## Peers on the same shards ({peers['machine']}, {peers['isa']})",
+            "",
+            "5,000,000 x 64 float32 rows (a 100-component mixture), k=100, k-means|| "
+            "(Spark: initSteps 2; ours: 5 rounds; dask-ml: oversampling 2). Per iteration = "
+            "(fit with 11 iterations - fit with 1) / 10.",
+            "",
+            "| implementation | init | per iteration | inertia after 10-11 iterations |",
+            "| --- | --- | --- | --- |",
+        ]
+        for name, label in (("spark", "Spark MLlib local[2]"), ("dask_ml", "dask-ml")):
+            r = peers[name]
+            lines.append(
+                f"| {label} {r['version']} | {r['init_seconds']:.1f} s | "
+                f"{r['iteration_seconds']:.3f} s | {r['inertia_after_11']:,.0f} |"
+            )
+        for name, label in (
+            ("one_process", "this engine, shards, one process"),
+            ("two_workers", "this engine, shards, 2 local workers"),
+        ):
+            r = peers["this_engine"][name]
+            lines.append(
+                f"| {label} | {r['init_seconds']:.1f} s | {r['iteration_seconds']:.3f} s | "
+                f"{r['inertia_after_10']:,.0f} |"
+            )
+        lines.append("")
     return "\n".join(lines)
 
 
@@ -229,7 +581,24 @@ def main() -> None:
     parser.add_argument("--out-of-core", type=Path, metavar="FOLDER")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--equality", action="store_true")
+    parser.add_argument("--overhead", action="store_true")
+    parser.add_argument("--init", action="store_true")
+    parser.add_argument("--peers", action="store_true")
+    parser.add_argument("--fit-worker", nargs=2, type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.fit_worker:
+        fit_worker(*args.fit_worker)
+        return
+    data = SCRATCH / "kmeans_exp-scale"
+    if args.equality:
+        equality(write_mixture(data / "equality", 200_000, 32, 50, 20_000))
+    if args.overhead:
+        overhead(write_mixture(data / "1m-96", 1_000_000, 96, 100, 0))
+    if args.init:
+        init_quality(write_mixture(data / "1m-96", 1_000_000, 96, 100, 0))
+    if args.peers:
+        peers(write_mixture(data / "5m-64", 5_000_000, 64, 100, 0))
     if args.out_of_core:
         out_of_core(args.out_of_core, args.workers, args.steps)
 
