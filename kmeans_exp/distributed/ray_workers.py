@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from kmeans_exp.distributed import cluster, launch
+from kmeans_exp.distributed import cluster, processes
 
 
 class _Worker:
@@ -30,16 +30,16 @@ class _Worker:
     def run(self, spec_file: str, out: str, index: int, tf_config: str) -> int:
         with (Path(out) / f"worker-{index}.log").open("w") as log:
             return subprocess.run(
-                [sys.executable, "-m", launch.WORKER_MODULE, spec_file],
+                [sys.executable, "-m", processes.WORKER_MODULE, spec_file],
                 env=os.environ | {"TF_CONFIG": tf_config},
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 check=False,
-                preexec_fn=launch.die_with_parent,  # killed with the actor
+                preexec_fn=processes.die_with_parent,  # killed with the actor
             ).returncode
 
 
-def run(spec_file: Path, out: Path, workers: int, address: str | None, grace: float) -> None:
+def run(spec_file: Path, out: Path, workers: int, address: str | None) -> None:
     """Start ``workers`` actors, run the fit, raise ``WorkerError`` if any worker fails."""
     import ray
 
@@ -57,14 +57,14 @@ def run(spec_file: Path, out: Path, workers: int, address: str | None, grace: fl
         }
         pending = list(runs)
         while pending:
-            done, pending = ray.wait(pending, timeout=launch.POLL_SECONDS)
+            done, pending = ray.wait(pending, timeout=processes.POLL_SECONDS)
             for ref in done:
                 code = ray.get(ref)
                 if code != 0:
-                    deadline = time.monotonic() + grace
+                    deadline = time.monotonic() + processes.GRACE_SECONDS
                     while pending and time.monotonic() < deadline:
-                        _, pending = ray.wait(pending, timeout=launch.POLL_SECONDS)
-                    raise launch.WorkerError(launch.failure_line(out, runs[ref], code))
+                        _, pending = ray.wait(pending, timeout=processes.POLL_SECONDS)
+                    raise processes.WorkerError(processes.failure_line(out, runs[ref], code))
     finally:
         for a in actors:
             ray.kill(a)
