@@ -103,6 +103,8 @@ LAYERS = [
     ("kmeans_exp.tracking, kmeans_exp.tracking.pyfunc_model", ("tensorflow",)),
     ("kmeans_exp.evaluate, kmeans_exp.summary, kmeans_exp.data", ("tensorflow", "mlflow")),
     ("kmeans_exp.config, kmeans_exp.hydra_app.app", ("tensorflow", "mlflow")),
+    ("kmeans_exp.shards, kmeans_exp.shards.write", ("tensorflow", "mlflow", "hydra")),
+    ("kmeans_exp.engine.sharded", ("hydra", "mlflow")),
 ]
 
 
@@ -130,6 +132,9 @@ def test_a_raw_run_loads_no_representation_library(tmp_path):
     modules = set(json.loads(result.stdout.splitlines()[-1]))
     assert not {m.split(".")[0] for m in modules} & {"umap", "numba", "pynndescent", "keras"}
     assert "kmeans_exp.refine.student_t" not in modules
+    # nor anything of the sharded, distributed path
+    assert not {m for m in modules if m.startswith(("kmeans_exp.distributed", "kmeans_exp.shards"))}
+    assert not {"kmeans_exp.engine.sharded", "kmeans_exp.engine.parts"} & modules
 
 
 def test_keras_imports_as_usual_after_the_engine():
