@@ -65,10 +65,11 @@ def fit(spec: dict[str, Any], kind: str, workers: int, ray_address: str | None) 
             )
             for i in range(workers)
         }
-        processes.watch(procs, out)
+        processes.watch(procs, out, progress=out / "worker-0.log")
     elif kind == "slurm":
         command = ["srun", f"--ntasks={workers}", "--kill-on-bad-exit=1"]
-        processes.watch({"srun": processes.start(spec_file, out, "srun", {}, prefix=command)}, out)
+        srun = processes.start(spec_file, out, "srun", {}, prefix=command)
+        processes.watch({"srun": srun}, out, progress=out / "worker-srun.log")
     else:
         from kmeans_exp.distributed import ray_workers
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import logging
 import os
 import signal
 import subprocess
@@ -19,6 +20,9 @@ import time
 from pathlib import Path
 
 from kmeans_exp.errors import KMeansExpError
+
+log = logging.getLogger("kmeans_exp.runner")
+PROGRESS_PREFIX = "[worker 0] "  # what worker 0's progress lines start with (``worker``)
 
 GRACE_SECONDS = 10.0  # after one worker fails, how long the others get to exit by themselves
 POLL_SECONDS = 0.2
@@ -51,11 +55,15 @@ def die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
-def watch(procs: dict[str, subprocess.Popen], out: Path) -> None:
+def watch(procs: dict[str, subprocess.Popen], out: Path, progress: Path | None = None) -> None:
     """Wait for every process (by worker name); on the first failure, give the rest
-    ``GRACE_SECONDS``, kill them, and raise ``WorkerError`` with the first failure's line."""
+    ``GRACE_SECONDS``, kill them, and raise ``WorkerError`` with the first failure's line.
+    Meanwhile, worker 0's progress lines in the log ``progress`` are shown as they come."""
+    shown = 0
     try:
         while True:
+            if progress is not None:
+                shown = _show_progress(progress, shown)
             codes = {name: p.poll() for name, p in procs.items()}
             if all(code == 0 for code in codes.values()):
                 return
@@ -73,6 +81,21 @@ def watch(procs: dict[str, subprocess.Popen], out: Path) -> None:
             if p.poll() is None:
                 p.kill()
             p.wait()
+
+
+def _show_progress(path: Path, shown: int) -> int:
+    """Log worker 0's progress lines of ``path`` past byte ``shown``; the new end."""
+    try:
+        with path.open("rb") as f:
+            f.seek(shown)
+            text = f.read()
+    except OSError:
+        return shown
+    complete = text[: text.rfind(b"\n") + 1]
+    for line in complete.decode(errors="replace").splitlines():
+        if line.startswith(PROGRESS_PREFIX):
+            log.info("%s", line)
+    return shown + len(complete)
 
 
 def failure_line(out: Path, first: str, code: int) -> str:

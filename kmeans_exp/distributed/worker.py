@@ -131,6 +131,21 @@ def _log_metrics(run_id: str, metrics: dict[str, float]) -> None:
     mlflow.MlflowClient().log_batch(run_id, metrics=batch)
 
 
+def _log_progress(rank: int) -> None:
+    """Worker 0 reports the fit's progress (init rounds, steps) on its output, each line with
+    ``processes.PROGRESS_PREFIX``: the launcher shows those lines as they come."""
+    import logging
+
+    logging.basicConfig(
+        level=logging.INFO if rank == 0 else logging.WARNING,
+        format=f"[worker {rank}] %(message)s",
+        stream=sys.stdout,
+        force=True,
+    )
+    logging.getLogger("tensorflow").setLevel(logging.WARNING)  # the strategy's own notices
+    sys.stdout.reconfigure(line_buffering=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     spec_path = Path((argv or sys.argv[1:])[0])
     spec = json.loads(spec_path.read_text())
@@ -144,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         if spec["launcher"] == "slurm":
             os.environ["TF_CONFIG"] = cluster.slurm_tf_config(spec["port_base"])
         rank = cluster.rank_of(os.environ["TF_CONFIG"])
+        _log_progress(rank)
         from kmeans_exp.distributed.collective import StrategyReducer
         from kmeans_exp.tf_runtime import tf
 

@@ -14,6 +14,7 @@ sums; the in-memory ``KMeans`` (float32 sums) stays as it is.
 
 from __future__ import annotations
 
+import logging
 import tempfile
 import time
 from collections.abc import Callable
@@ -28,6 +29,8 @@ from kmeans_exp.engine.estimator import INIT_SALT, StepStats
 from kmeans_exp.engine.parts import Part, first_bad
 from kmeans_exp.engine.reduce import Reducer, allreduce
 from kmeans_exp.tf_runtime import tf
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -123,6 +126,7 @@ class ShardedKMeans:
                     self.init_settings(), part, reducer, np.array([seed, INIT_SALT]), Path(tmp)
                 )
             self.init_seconds_ += time.perf_counter() - start
+            log.info("initial centres (%s) in %.1f s", self.init, time.perf_counter() - start)
             counts = np.ones(self.n_clusters, np.int64)
             history: list[StepStats] = []
             for step in range(steps):
@@ -134,6 +138,14 @@ class ShardedKMeans:
                 else:
                     centers, counts, avg, empty = self._full_step(part, reducer, centers, counts)
                 stats = StepStats(step + 1, avg, empty, time.perf_counter() - start, restart)
+                log.info(
+                    "step %d/%d: avg_distance %.6g, %d empty, %.2f s",
+                    step + 1,
+                    steps,
+                    avg,
+                    empty,
+                    stats.seconds,
+                )
                 history.append(stats)
                 if callback is not None:
                     callback(stats)

@@ -18,6 +18,7 @@ memory.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +29,8 @@ from kmeans_exp.engine.initialization import CHOICE_SEED_STRIDE
 from kmeans_exp.engine.parts import Part, first_bad
 from kmeans_exp.engine.reduce import Reducer, allreduce, one_hot_slot
 from kmeans_exp.tf_runtime import tf
+
+log = logging.getLogger(__name__)
 
 ROUNDS = 5  # k-means|| rounds (r)
 OVERSAMPLING = 2.0  # ℓ / k
@@ -239,6 +242,7 @@ def kmeans_parallel(
         totals = nearest_pass(part, reducer, new, state, len(candidates), model.cosine)
         candidates = np.concatenate([candidates, new])
         phi = float(np.sum(totals))
+        log.info("k-means|| round %d/%d: %d candidates", round_, model.rounds, len(candidates))
     weights = np.zeros(len(candidates), np.int64)
     for i in range(0, state.rows, SCAN_ROWS):
         weights += np.bincount(state.owner[i : i + SCAN_ROWS], minlength=len(candidates))
