@@ -232,9 +232,14 @@ def aligned(array: np.ndarray) -> np.ndarray:
     flags = array.flags
     if flags.c_contiguous and flags.writeable and array.ctypes.data % ALIGNMENT == 0:
         return array
-    out = _aligned_empty(array.nbytes).view(array.dtype).reshape(array.shape)
+    out = aligned_empty(array.shape, array.dtype)
     out[...] = array
     return out
+
+
+def aligned_empty(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """An uninitialised array starting on an ``ALIGNMENT`` boundary (TensorFlow can share it)."""
+    return _aligned_empty(int(np.prod(shape)) * np.dtype(dtype).itemsize).view(dtype).reshape(shape)
 
 
 def _aligned_empty(nbytes: int) -> np.ndarray:

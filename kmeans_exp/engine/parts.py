@@ -15,7 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from kmeans_exp.data import aligned_empty
 from kmeans_exp.engine import sharded_passes
+from kmeans_exp.engine.passes import shared_tensor
 from kmeans_exp.engine.reduce import Reducer, one_hot_slot
 from kmeans_exp.errors import DataError
 from kmeans_exp.shards import ShardSet, worker_range
@@ -66,7 +68,7 @@ class Part:
 
         def load(start: int) -> tuple[int, np.ndarray, int]:
             stop = min(self.hi, start + size)
-            rows = np.empty((size, dim), self.shards.dtype)
+            rows = aligned_empty((size, dim), self.shards.dtype)  # shared with TF, not copied
             rows[stop - start :] = 0
             self.shards.read_into(self.split_start + start, rows[: stop - start])
             return start, rows, stop - start
@@ -78,7 +80,7 @@ class Part:
                 start, rows, valid = ahead.popleft().result()
                 for s in itertools.islice(starts, 1):
                     ahead.append(reader.submit(load, s))
-                yield start, tf.constant(rows), tf.constant(valid)
+                yield start, shared_tensor(rows, tf.as_dtype(rows.dtype)), tf.constant(valid)
 
     def read(self, start: int, stop: int) -> np.ndarray:
         """Rows ``start:stop`` of the split, as stored."""
