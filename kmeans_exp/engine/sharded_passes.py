@@ -14,6 +14,7 @@ from kmeans_exp.tf_runtime import tf
 
 BLOCK_CHUNKS = 16  # chunks per compiled call: the Python loop's cost vanishes next to 16 chunks
 CLEAN = 2**31 - 1  # ``first_bad`` when a block holds no NaN or inf
+EXACT_BYTE_ROWS = 2**24 // 255  # rows of bytes whose float32 sum is exact (below 2**24)
 
 
 def block_rows(d: int) -> int:
@@ -51,21 +52,34 @@ def cluster_partials(
     data: tf.Tensor, valid: tf.Tensor, centers: tf.Tensor, metric: str
 ) -> tuple[tf.Tensor, ...]:
     """Per-centre float64 sums and counts of the block's valid rows nearest to each centre, the
-    float64 sum of those distances, and the first non-finite row."""
+    float64 sum of those distances, and the first non-finite row.
+
+    Bytes (uint8 rows, squared Euclidean) are summed as their integer values in float32, exact
+    for a chunk (at most ``EXACT_BYTE_ROWS`` rows), then added up in float64 and divided by 255
+    once: exact, and cheaper than float64 sums of the float rows.
+    """
     k, d = centers.shape
+    as_bytes = (
+        data.dtype == tf.uint8 and metric != "cosine" and passes.chunk_rows(d) <= EXACT_BYTE_ROWS
+    )
 
     def body(part, mask, carry):
         sums, hits, total = carry
         x, sq = _features(part, metric == "cosine")
         idx, dist = passes.nearest_of(x, sq, centers, metric)
         idx = tf.where(mask, idx, k)  # left-out rows go to a segment that is dropped
-        sums += tf.math.unsorted_segment_sum(tf.cast(x, tf.float64), idx, k + 1)[:k]
+        if as_bytes:
+            values = tf.math.unsorted_segment_sum(tf.cast(part, tf.float32), idx, k + 1)
+            sums += tf.cast(values[:k], tf.float64)
+        else:
+            sums += tf.math.unsorted_segment_sum(tf.cast(x, tf.float64), idx, k + 1)[:k]
         hits += tf.math.unsorted_segment_sum(tf.ones_like(idx, tf.float64), idx, k + 1)[:k]
         total += tf.reduce_sum(tf.where(mask, tf.cast(dist, tf.float64), 0.0))
         return sums, hits, total
 
     start = (tf.zeros([k, d], tf.float64), tf.zeros([k], tf.float64), tf.constant(0.0, tf.float64))
-    return _fold(data, valid, body, start)
+    sums, hits, total, bad = _fold(data, valid, body, start)
+    return (sums / 255.0 if as_bytes else sums), hits, total, bad
 
 
 @tf.function(jit_compile=True, autograph=False)
