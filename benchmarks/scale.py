@@ -285,7 +285,8 @@ def equality(folder: Path) -> None:
     sharded.fit(Part.of(train, 0, train.rows, reducer), EQUALITY_STEPS, reducer)
     memory = KMeans(EQUALITY_K, distance_metric="squared_euclidean", init="random", seed=0)
     memory.fit(train.read(0, train.rows), EQUALITY_STEPS)
-    test = ShardSet.open(folder / "test").read(0, 10**9)
+    test_set = ShardSet.open(folder / "test")
+    test = test_set.read(0, test_set.rows)
     in_memory = {
         "max_relative_difference": float(
             np.max(np.abs(sharded.cluster_centers_ - memory.cluster_centers_))

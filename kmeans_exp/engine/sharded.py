@@ -86,6 +86,7 @@ class ShardedKMeans:
         self.best_restart_ = 0
         self.inertia_: float | None = None
         self.init_seconds_ = 0.0
+        self._checked = False  # whether a pass of this fit has checked every row for NaN/inf
 
     @property
     def cosine(self) -> bool:
@@ -128,6 +129,9 @@ class ShardedKMeans:
             self.init_seconds_ += time.perf_counter() - start
             log.info("initial centres (%s) in %.1f s", self.init, time.perf_counter() - start)
             counts = np.ones(self.n_clusters, np.int64)
+            # k-means++ and k-means|| passed over every row, checking each for NaN and inf;
+            # after random init the first step does
+            self._checked = self.init != "random" or restart > 0
             history: list[StepStats] = []
             for step in range(steps):
                 start = time.perf_counter()
@@ -171,8 +175,11 @@ class ShardedKMeans:
         k, d = centers.shape
         sums, hits, total, bad = np.zeros((k, d)), np.zeros(k), 0.0, None
         target = tf.constant(self.assignment_centers(centers))
+        check = not self._checked
         for start, block, valid in part.blocks():
-            s, h, t, b = sharded_passes.cluster_partials(block, valid, target, self.distance_metric)
+            s, h, t, b = sharded_passes.cluster_partials(
+                block, valid, target, self.distance_metric, check
+            )
             sums += s.numpy()
             hits += h.numpy()
             total += float(t)
@@ -181,6 +188,7 @@ class ShardedKMeans:
             reducer, sums, hits, np.array([total]), part.bad_slot(reducer, bad)
         )
         part.raise_if_bad(found)
+        self._checked = True
         return totals
 
     def _full_step(self, part, reducer, centers, counts):

@@ -29,16 +29,17 @@ def _features(part: tf.Tensor, cosine: bool) -> tuple[tf.Tensor, tf.Tensor]:
     return (x * inv[:, None] if cosine else x), sq
 
 
-def _fold(data: tf.Tensor, valid: tf.Tensor, body, carry: tuple) -> tuple:
+def _fold(data: tf.Tensor, valid: tf.Tensor, body, carry: tuple, check: bool = True) -> tuple:
     """``passes.fold_rows`` with each chunk's rows, their mask (row < valid, finite) and the
-    first non-finite row (``CLEAN`` if none) carried along."""
+    first non-finite row (``CLEAN`` if none) carried along; ``check=False`` (rows a pass has
+    already checked) leaves the finite test out."""
 
     def step(start, size, c):
         *inner, bad = c
         part = passes.chunk(data, start, size)
         rows = start + tf.range(size)
         real = rows < valid
-        if data.dtype == tf.uint8:  # bytes are always finite
+        if data.dtype == tf.uint8 or not check:  # bytes are always finite
             return (*body(part, real, tuple(inner)), bad)
         finite = tf.reduce_all(tf.math.is_finite(part), axis=1)
         first = tf.reduce_min(tf.where(real & ~finite, rows, CLEAN))
@@ -49,10 +50,11 @@ def _fold(data: tf.Tensor, valid: tf.Tensor, body, carry: tuple) -> tuple:
 
 @tf.function(jit_compile=True, autograph=False)
 def cluster_partials(
-    data: tf.Tensor, valid: tf.Tensor, centers: tf.Tensor, metric: str
+    data: tf.Tensor, valid: tf.Tensor, centers: tf.Tensor, metric: str, check: bool = True
 ) -> tuple[tf.Tensor, ...]:
     """Per-centre float64 sums and counts of the block's valid rows nearest to each centre, the
-    float64 sum of those distances, and the first non-finite row.
+    float64 sum of those distances, and the first non-finite row (``check``: rows no earlier
+    pass has checked; the test costs about a tenth of the pass on float rows).
 
     Bytes (uint8 rows, squared Euclidean) are summed as their integer values in float32, exact
     for a chunk (at most ``EXACT_BYTE_ROWS`` rows), then added up in float64 and divided by 255
@@ -78,7 +80,7 @@ def cluster_partials(
         return sums, hits, total
 
     start = (tf.zeros([k, d], tf.float64), tf.zeros([k], tf.float64), tf.constant(0.0, tf.float64))
-    sums, hits, total, bad = _fold(data, valid, body, start)
+    sums, hits, total, bad = _fold(data, valid, body, start, check)
     return (sums / 255.0 if as_bytes else sums), hits, total, bad
 
 

@@ -149,6 +149,7 @@ class ShardSet:
         return out
 
     def _read(self, start: int, stop: int, labels: bool) -> np.ndarray:
+        stop = min(stop, self.rows)
         first = int(np.searchsorted(self.offsets, start, side="right")) - 1
         parts = []
         index = max(first, 0)
