@@ -4,7 +4,7 @@ Workers run in their own session (the terminal's Ctrl-C reaches the launcher onl
 them) and die with the process that started them (``PR_SET_PDEATHSIG``). When one fails, the
 others get ``GRACE_SECONDS`` to exit by themselves (their collectives fail at once on a dead
 peer, or after ``distributed.timeout_seconds`` on a silent one); then whatever is left is
-killed.
+stopped (SIGTERM, then SIGKILL).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ PROGRESS_PREFIX = "[worker 0] "  # what worker 0's progress lines start with (``
 
 GRACE_SECONDS = 10.0  # after one worker fails, how long the others get to exit by themselves
 POLL_SECONDS = 0.2
+STOP_SECONDS = 5.0  # how long a process stopped with SIGTERM gets before SIGKILL
 WORKER_MODULE = "kmeans_exp.distributed.worker"
 
 
@@ -77,9 +78,21 @@ def watch(procs: dict[str, subprocess.Popen], out: Path, progress: Path | None =
                 raise WorkerError(failure_line(out, failed[0], procs[failed[0]].returncode))
             time.sleep(POLL_SECONDS)
     finally:
-        for p in procs.values():
-            if p.poll() is None:
-                p.kill()
+        stop(procs.values())
+
+
+def stop(procs) -> None:
+    """SIGTERM to each process still running (``srun`` passes it on to its tasks, wherever
+    they run), then SIGKILL to any left after ``STOP_SECONDS``."""
+    running = [p for p in procs if p.poll() is None]
+    for p in running:
+        p.terminate()
+    deadline = time.monotonic() + STOP_SECONDS
+    for p in running:
+        try:
+            p.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            p.kill()
             p.wait()
 
 
