@@ -37,6 +37,7 @@ OVERSAMPLING = 2.0  # ℓ / k
 REDUCE_SALT = 3  # keeps the reduction's draws apart from the rounds'
 REDUCE_LLOYD_ITERATIONS = 30  # Spark MLlib's LocalKMeans runs up to 30 on the candidates
 SCAN_ROWS = 1 << 20  # rows of per-row state read at a time
+POINTS_STEP = 32  # candidate counts are padded to a multiple of this
 
 
 @dataclass(frozen=True)
@@ -115,7 +116,8 @@ def nearest_pass(
     """Update each row's nearest candidate with ``points`` (numbered from ``offset``; None:
     the first points, replacing the state). Returns every worker's total distance (workers,)."""
     m = len(points)
-    padded = np.zeros((max(16, 1 << (m - 1).bit_length()), points.shape[1]), np.float32)
+    # padded to a multiple of POINTS_STEP: few compiled shapes, little wasted work
+    padded = np.zeros((-(-m // POINTS_STEP) * POINTS_STEP, points.shape[1]), np.float32)
     padded[:m] = points
     padded, real = tf.constant(padded), tf.constant(m)
     bad = None
