@@ -146,7 +146,7 @@ def out_of_core(folder: Path, workers: int, steps: int) -> None:
     train = ShardSet.open(folder / "train")
     nbytes = train.rows * train.dim * train.dtype.itemsize
     disk = disk_read_rate(folder / "train")
-    memory_rate = in_memory_rows_per_second(folder / "train", 100, 200_000)
+    memory_rate = in_memory_rows_per_second(folder / "train", 100, 1_000_000)
     with tempfile.TemporaryDirectory(dir=SCRATCH) as store:
         overrides = [
             "data=shards",
