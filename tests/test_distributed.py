@@ -616,7 +616,7 @@ def test_slurm_runs_the_fit_as_srun_tasks(uneven, tmp_path):
 
 
 @pytest.mark.slow
-@DISTRIBUTED
+@pytest.mark.xdist_group("ray")  # never beside the Ray sweep test (test_scale_out.py)
 def test_ray_runs_the_fit_on_two_actors_with_the_same_result(uneven, tmp_path, launched):
     one = launched(shard_args(uneven), tmp_path)
     assert one.wait(timeout=300) == 0, one.stderr.read()

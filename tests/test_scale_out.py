@@ -37,6 +37,7 @@ def test_submitit_local_sweep_logs_to_a_shared_server(tmp_path):
     assert list((tmp_path / "sweep" / ".submitit").iterdir())  # submitit's own job folders
 
 
+@pytest.mark.xdist_group("ray")  # never beside the distributed fit's Ray test
 def test_ray_sweep_on_a_local_head_logs_to_a_shared_server(tmp_path):
     pytest.importorskip("hydra_plugins.hydra_ray_launcher")
     with tracking_server(tmp_path) as url, ray_head() as address:

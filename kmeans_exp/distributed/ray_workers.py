@@ -45,7 +45,8 @@ def run(spec_file: Path, out: Path, workers: int, address: str | None) -> None:
 
     started = not ray.is_initialized()
     if started:
-        options = {"address": address} if address else {"num_cpus": workers}
+        # "local": a new cluster for this fit, never one that `ray start` left on this machine
+        options = {"address": address} if address else {"address": "local", "num_cpus": workers}
         ray.init(include_dashboard=False, log_to_driver=False, **options)
     actor = ray.remote(num_cpus=1)(_Worker)
     actors = [actor.remote() for _ in range(workers)]
