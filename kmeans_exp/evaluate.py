@@ -298,17 +298,17 @@ def evaluate_tables(
         metrics["val_nmi"] = table_scores(val)["nmi"]
     confusion = np.zeros((num_classes, num_classes), np.int64)
     if test is not None:
-        metrics["test_accuracy"] = correct(test)
         metrics |= {f"test_{name}": value for name, value in table_scores(test).items()}
-        test = _classes(test, num_classes)
+        test = _widened(test, num_classes)  # its files may lack the last classes, or add some
+        metrics["test_accuracy"] = correct(test)
         for cluster, label in enumerate(labels):
             if label != UNLABELLED:
-                confusion[:, label] += test[cluster]
+                confusion[:, label] += test[cluster, :num_classes]
     return Evaluation(clusters, confusion, metrics)
 
 
-def _classes(table: np.ndarray, num_classes: int) -> np.ndarray:
-    """``table`` with ``num_classes`` columns (a test split may lack the last classes)."""
-    out = np.zeros((table.shape[0], max(num_classes, table.shape[1])), np.int64)
+def _widened(table: np.ndarray, columns: int) -> np.ndarray:
+    """``table`` with at least ``columns`` columns (zeros added on the right)."""
+    out = np.zeros((table.shape[0], max(columns, table.shape[1])), np.int64)
     out[:, : table.shape[1]] = table
-    return out[:, :num_classes]
+    return out

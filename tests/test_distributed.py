@@ -286,6 +286,21 @@ def test_scores_from_contingency_tables_equal_scikit_learns():
             assert got[name] == pytest.approx(expected[name], abs=1e-12)
 
 
+def test_table_scores_take_a_test_split_with_fewer_or_more_classes():
+    from kmeans_exp import evaluate
+
+    train = np.array([[5, 1, 0], [0, 4, 0], [0, 0, 3]])  # clusters labelled 0, 1, 2
+    fewer = evaluate.evaluate_tables(
+        train.sum(1), 1.0, train, None, np.array([[2, 1], [0, 3], [1, 0]]), 2.0
+    )
+    assert fewer.metrics["test_accuracy"] == pytest.approx(5 / 7)
+    more = np.array([[2, 1, 0, 1], [0, 3, 0, 0], [1, 0, 2, 0]])  # a class training never saw
+    scored = evaluate.evaluate_tables(train.sum(1), 1.0, train, None, more, 2.0)
+    assert scored.metrics["test_accuracy"] == pytest.approx(7 / 10)
+    assert scored.confusion.tolist() == [[2, 0, 1], [1, 3, 0], [0, 0, 2]]
+    assert scored.metrics["test_inertia"] == 2.0 and scored.metrics["empty_clusters"] == 0
+
+
 def test_a_nan_row_is_named_by_file_and_row(uneven, tmp_path):
     from kmeans_exp.engine.parts import Part
     from kmeans_exp.engine.reduce import SingleProcess
