@@ -355,6 +355,9 @@ def _run_sharded(exp: ExperimentConfig, launch: Launch) -> ExperimentResult:
         evaluation = evaluate.Evaluation(clusters, arrays["confusion"], result["metrics"])
         timings = {"data_seconds": data_seconds, "fit_seconds": fit_seconds}
         run.log_metrics(timings)
+        run.log_restarts(arrays["restart_inertia"].tolist(), result["best_restart"])
+        if exp.n_init > 1:  # the kept restart's steps, as an in-memory run logs them
+            run.log_history("avg_distance", arrays["avg_distance"].tolist())
         metrics = result["metrics"] | timings
         model = workers.FittedCenters(
             arrays["centers"], exp.distance_metric.value, float(metrics["inertia"])

@@ -33,7 +33,8 @@ def fit_and_score(spec: dict[str, Any], reducer: Any) -> dict[str, Any] | None:
     """Fit this worker's share of the shards and score every split. Returns, on worker 0, the
     result (also written to the spec's folder); None on the others."""
     from kmeans_exp import evaluate
-    from kmeans_exp.engine.sharded import Part, ShardedKMeans
+    from kmeans_exp.engine.parts import Part
+    from kmeans_exp.engine.sharded import ShardedKMeans
     from kmeans_exp.shards import ShardSet
 
     data, fit = spec["data"], spec["fit"]
@@ -55,7 +56,7 @@ def fit_and_score(spec: dict[str, Any], reducer: Any) -> dict[str, Any] | None:
             steps.flush()
     labelled = train_set.has_labels
     splits = {"train": train, "val": val, "test": test}
-    scores = {name: model.score(part, reducer) for name, part in splits.items() if part}
+    scores = {name: model.score(p, reducer) for name, p in splits.items() if p is not None}
     if not chief:
         return None
     table = {name: s.contingency for name, s in scores.items()}
