@@ -643,6 +643,7 @@ def test_ray_runs_the_fit_on_two_actors_with_the_same_result(uneven, tmp_path, l
         assert ray.wait(timeout=600) == 0, ray.stderr.read()[-2000:]
     finally:
         shutil.rmtree(short, ignore_errors=True)
+    assert not (Path.home() / ".ray" / "auth_token").exists()  # Ray's token went with it
     runs = {
         r.data.params["distributed.kind"]: r for r in store_runs(f"sqlite:///{tmp_path}/mlflow.db")
     }

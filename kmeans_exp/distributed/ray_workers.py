@@ -44,6 +44,10 @@ def run(spec_file: Path, out: Path, workers: int, address: str | None) -> None:
     import ray
 
     started = not ray.is_initialized()
+    # Ray 2.60 writes ~/.ray/auth_token when it starts a local cluster, and a later `ray start`
+    # or client on this machine then fails to authenticate: a token we caused goes with us.
+    token = Path.home() / ".ray" / "auth_token"
+    token_was_there = token.exists()
     if started:
         # "local": a new cluster for this fit, never one that `ray start` left on this machine
         options = {"address": address} if address else {"address": "local", "num_cpus": workers}
@@ -71,3 +75,5 @@ def run(spec_file: Path, out: Path, workers: int, address: str | None) -> None:
             ray.kill(a)
         if started:
             ray.shutdown()
+            if not token_was_there:
+                token.unlink(missing_ok=True)
