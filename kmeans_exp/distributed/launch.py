@@ -67,7 +67,7 @@ def fit(spec: dict[str, Any], kind: str, workers: int, ray_address: str | None) 
         }
         processes.watch(procs, out, progress=out / "worker-0.log")
     elif kind == "slurm":
-        command = ["srun", f"--ntasks={workers}", "--kill-on-bad-exit=1"]
+        command = ("srun", f"--ntasks={workers}", "--kill-on-bad-exit=1")
         srun = processes.start(spec_file, out, "srun", {}, prefix=command)
         processes.watch({"srun": srun}, out, progress=out / "worker-srun.log")
     else:

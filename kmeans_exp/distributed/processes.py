@@ -35,7 +35,7 @@ class WorkerError(KMeansExpError):
 
 
 def start(
-    spec_file: Path, out: Path, name: int | str, env: dict[str, str], prefix: list[str] = ()
+    spec_file: Path, out: Path, name: int | str, env: dict[str, str], prefix: tuple[str, ...] = ()
 ) -> subprocess.Popen:
     """A worker process (or ``srun``'s), its output in ``worker-<name>.log``."""
     log = (out / f"worker-{name}.log").open("w")
@@ -58,7 +58,7 @@ def die_with_parent() -> None:
 
 def watch(procs: dict[str, subprocess.Popen], out: Path, progress: Path | None = None) -> None:
     """Wait for every process (by worker name); on the first failure, give the rest
-    ``GRACE_SECONDS``, kill them, and raise ``WorkerError`` with the first failure's line.
+    ``GRACE_SECONDS``, stop them, and raise ``WorkerError`` with the first failure's line.
     Meanwhile, worker 0's progress lines in the log ``progress`` are shown as they come."""
     shown = 0
     try:
