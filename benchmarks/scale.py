@@ -36,6 +36,18 @@ SCRATCH = Path(os.environ.get("KMEANS_BENCH_SCRATCH", tempfile.gettempdir()))
 # ------------------------------------------------------------------ helpers
 
 
+def shard_run(folder: Path, *extra: str) -> list[str]:
+    """The command line of a k=100 squared-Euclidean fit of ``folder/train`` (no model logged)."""
+    return [
+        "data=shards",
+        f"data.path={folder / 'train'}",
+        "k=100",
+        "distance_metric=squared_euclidean",
+        "tracking.log_model=false",
+        *extra,
+    ]
+
+
 def write_mixture(folder: Path, rows: int, dim: int, clusters: int, test_rows: int, **kw) -> Path:
     """A synthetic mixture as shards (reused when it exists)."""
     if not (folder / "train").is_dir():
@@ -148,19 +160,15 @@ def out_of_core(folder: Path, workers: int, steps: int) -> None:
     disk = disk_read_rate(folder / "train")
     memory_rate = in_memory_rows_per_second(folder / "train", 100, 1_000_000)
     with tempfile.TemporaryDirectory(dir=SCRATCH) as store:
-        overrides = [
-            "data=shards",
-            f"data.path={folder / 'train'}",
+        overrides = shard_run(
+            folder,
             f"data.test_path={folder / 'test'}",
-            "k=100",
-            "distance_metric=squared_euclidean",
             f"steps={steps}",
             "distributed=local",
             f"distributed.workers={workers}",
             f"distributed.scratch={SCRATCH}",
             "distributed.timeout_seconds=1800",
-            "tracking.log_model=false",
-        ]
+        )
         metrics, seconds, peaks = run_cli(overrides, Path(store))
     step = metrics["step_seconds"]
     disk_step = nbytes / disk
@@ -342,16 +350,7 @@ def overhead(folder: Path, steps: int = 10) -> None:
     ):
         with tempfile.TemporaryDirectory(dir=SCRATCH) as store:
             metrics, _, _ = run_cli(
-                [
-                    "data=shards",
-                    f"data.path={folder / 'train'}",
-                    "k=100",
-                    "init=random",
-                    "distance_metric=squared_euclidean",
-                    f"steps={steps}",
-                    "tracking.log_model=false",
-                    *extra,
-                ],
+                shard_run(folder, "init=random", f"steps={steps}", *extra),
                 Path(store),
             )
         train_s = metrics["train_seconds"] - metrics["init_seconds"]
@@ -374,15 +373,7 @@ def init_quality(folder: Path, steps: int = 20) -> None:
     for init in ("kmeans_parallel", "kmeans_plus_plus"):
         with tempfile.TemporaryDirectory(dir=SCRATCH) as store:
             metrics, _, _ = run_cli(
-                [
-                    "data=shards",
-                    f"data.path={folder / 'train'}",
-                    "k=100",
-                    f"init={init}",
-                    "distance_metric=squared_euclidean",
-                    f"steps={steps}",
-                    "tracking.log_model=false",
-                ],
+                shard_run(folder, f"init={init}", f"steps={steps}"),
                 Path(store),
             )
         result[init] = {"init_seconds": metrics["init_seconds"], "inertia": metrics["inertia"]}
@@ -421,15 +412,7 @@ def peers(folder: Path) -> None:
     ):
         with tempfile.TemporaryDirectory(dir=SCRATCH) as store:
             metrics, _, _ = run_cli(
-                [
-                    "data=shards",
-                    f"data.path={folder / 'train'}",
-                    "k=100",
-                    "distance_metric=squared_euclidean",
-                    f"steps={1 + PEER_ITERATIONS}",
-                    "tracking.log_model=false",
-                    *extra,
-                ],
+                shard_run(folder, f"steps={1 + PEER_ITERATIONS}", *extra),
                 Path(store),
             )
         ours[name] = {

@@ -101,10 +101,7 @@ def run_experiment(
 
     tf_seconds = time.perf_counter() - start
 
-    overrides = launch.overrides if launch.hydra_dir is not None else None
-    tags = tracking.run_tags(digest, launch.swept, overrides, exp.protocol.value)
-    name = exp.tracking.run_name or launch.job_name or default_run_name(exp)
-    parent = launch.sweep.parent_run_id if launch.sweep else None
+    name, parent, tags = _run_identity(exp, launch, digest)
     fit_seed = stage.fit_seed(exp.features, exp.seed)
     with tracking.experiment_run(store, name, parent, tags) as run:
         seed_param = {} if fit_seed is None else {"features.fit_seed": str(fit_seed)}
@@ -189,6 +186,22 @@ def run_experiment(
                 mixture,
             )
 
+    return _finished(exp, store, run, model, rep, evaluation, metrics)
+
+
+def _run_identity(
+    exp: ExperimentConfig, launch: Launch, digest: str
+) -> tuple[str, str | None, dict[str, str]]:
+    """A run's name, parent run (in a sweep) and tags."""
+    overrides = launch.overrides if launch.hydra_dir is not None else None
+    tags = tracking.run_tags(digest, launch.swept, overrides, exp.protocol.value)
+    name = exp.tracking.run_name or launch.job_name or default_run_name(exp)
+    parent = launch.sweep.parent_run_id if launch.sweep else None
+    return name, parent, tags
+
+
+def _finished(exp, store, run, model, rep, evaluation, metrics) -> ExperimentResult:
+    """The closing summary (scores, and where the run is), and the result."""
     if store is None:
         progress.summary(metrics, None)
         return ExperimentResult(exp, model, rep, evaluation, metrics, None, None)
@@ -319,10 +332,7 @@ def _run_sharded(exp: ExperimentConfig, launch: Launch) -> ExperimentResult:
         previous = tracking.find_finished(store, digest)
         if previous is not None:
             return _reuse(exp, store, launch, digest, *previous)
-    overrides = launch.overrides if launch.hydra_dir is not None else None
-    tags = tracking.run_tags(digest, launch.swept, overrides, exp.protocol.value)
-    name = exp.tracking.run_name or launch.job_name or default_run_name(exp)
-    parent = launch.sweep.parent_run_id if launch.sweep else None
+    name, parent, tags = _run_identity(exp, launch, digest)
     v = exp.data.validation_size
     with tracking.experiment_run(store, name, parent, tags) as run:
         shape = {
@@ -381,12 +391,7 @@ def _run_sharded(exp: ExperimentConfig, launch: Launch) -> ExperimentResult:
                 predictions,
                 images,
             )
-    if store is None:
-        progress.summary(metrics, None)
-        return ExperimentResult(exp, model, None, evaluation, metrics, None, None)
-    url = tracking.run_url(store.uri, store.experiment_id, run.run_id)
-    progress.summary(metrics, f"{run.run_id} ({store.uri}): {url}")
-    return ExperimentResult(exp, model, None, evaluation, metrics, run.run_id, store.uri)
+    return _finished(exp, store, run, model, None, evaluation, metrics)
 
 
 def _open_shards(exp: ExperimentConfig):
